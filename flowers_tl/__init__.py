@@ -1,0 +1,21 @@
+"""flowers_tl: the helper package of the course "Your first Keras model, with transfer learning".
+
+The notebooks import it as `import flowers_tl as ftl`. One module per concern:
+`accelerator`, `data`, `pictures`, `convert`, `model`, `training`, `plots`,
+`exercises` and `cli`; the names below are the ones the course uses.
+"""
+
+__version__ = "0.1.0"
+
+import os as _os
+
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+
+from .accelerator import Accelerator, detect_accelerator
+from .data import (CLASSES, DataSplit, data_pattern, get_training_dataset,
+                   get_validation_dataset, list_shards, load_dataset, split_shards)
+from .errors import ConfigError, DataError, FlowersTLError, OutputExistsError, WeightsError
+from .model import build_model, compile_model, load_backbone, resolve_weights
+from .plots import (display_9_images_from_dataset, display_9_images_with_predictions,
+                    display_confusion_matrix, display_training_curves)
+from .training import TrainingResult, evaluate, train

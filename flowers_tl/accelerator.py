@@ -1,0 +1,180 @@
+"""Find the best accelerator available and describe it in one object.
+
+`detect_accelerator()` is the one call a notebook makes. It returns an
+`Accelerator` whose `scope()` is where models are built, whatever the Keras
+backend:
+
+* TensorFlow backend: a TPU (`TPUStrategy`, local or named by `TPU_NAME`),
+  a cluster described by `TF_CONFIG` (`MultiWorkerMirroredStrategy`), several
+  GPUs or logical CPU devices (`MirroredStrategy`), else the default strategy.
+* JAX backend (`KERAS_BACKEND=jax`, e.g. today's Colab TPU runtime):
+  `keras.distribution.DataParallel` over all JAX devices when there are several.
+"""
+
+import contextlib
+import dataclasses
+import glob
+import json
+import os
+from typing import Any, Optional
+
+import keras
+
+
+@dataclasses.dataclass
+class Accelerator:
+    """What the course runs on.
+
+    Attributes:
+        kind: "TPU", "GPU" or "CPU".
+        replicas: how many copies of the model train in parallel.
+        backend: the Keras backend ("tensorflow" or "jax").
+        strategy: the `tf.distribute.Strategy` (TensorFlow backend), else None.
+        distribution: the `keras.distribution` object (JAX backend), else None.
+        note: why a faster option was not used (empty when nothing failed).
+    """
+
+    kind: str
+    replicas: int
+    backend: str
+    strategy: Any = None
+    distribution: Any = None
+    note: str = ""
+
+    def scope(self):
+        """Context manager under which models (and their variables) are built."""
+        if self.strategy is not None:
+            return self.strategy.scope()
+        if self.distribution is not None:
+            return self.distribution.scope()
+        return contextlib.nullcontext()
+
+    def global_batch_size(self, per_replica_batch_size: int) -> int:
+        """The batch size one training step consumes: per replica x replicas."""
+        if per_replica_batch_size < 1:
+            from .errors import ConfigError
+
+            raise ConfigError(
+                f"batch size must be a positive integer, got {per_replica_batch_size}")
+        return per_replica_batch_size * self.replicas
+
+    @property
+    def is_tpu(self) -> bool:
+        return self.kind == "TPU"
+
+    def describe(self) -> str:
+        """One line such as 'Running on TPU with 8 replicas (Keras backend: jax)'."""
+        plural = "replica" if self.replicas == 1 else "replicas"
+        return f"Running on {self.kind} with {self.replicas} {plural} (Keras backend: {self.backend})"
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+def detect_accelerator(verbose: bool = True) -> Accelerator:
+    """Return the best accelerator for the current Keras backend and print it.
+
+    A TPU that is expected (a TPU VM, Colab TPU, `TPU_NAME` set) but cannot be
+    initialised is reported with a one-line reason, then the next best option is used.
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        accelerator = _detect_jax()
+    elif backend == "tensorflow":
+        accelerator = _detect_tensorflow()
+    else:
+        accelerator = Accelerator(kind="CPU", replicas=1, backend=backend,
+                                  note=f"Keras backend '{backend}' has no distribution support here")
+    if verbose:
+        if accelerator.note:
+            print(f"Note: {accelerator.note}")
+        print(accelerator.describe())
+    return accelerator
+
+
+def _detect_jax() -> Accelerator:
+    import jax
+
+    devices = jax.devices()
+    kind = _jax_platform_kind(devices[0].platform)
+    if len(devices) == 1:
+        return Accelerator(kind=kind, replicas=1, backend="jax")
+    distribution = keras.distribution.DataParallel(devices=devices)
+    keras.distribution.set_distribution(distribution)
+    return Accelerator(kind=kind, replicas=len(devices), backend="jax",
+                       distribution=distribution)
+
+
+def _jax_platform_kind(platform: str) -> str:
+    return {"tpu": "TPU", "gpu": "GPU", "cuda": "GPU", "rocm": "GPU"}.get(platform.lower(), "CPU")
+
+
+def _detect_tensorflow() -> Accelerator:
+    import tensorflow as tf
+
+    note = ""
+    if _tpu_expected():
+        try:
+            strategy = _connect_tpu()
+            return Accelerator(kind="TPU", replicas=strategy.num_replicas_in_sync,
+                               backend="tensorflow", strategy=strategy)
+        except Exception as error:  # any failure: fall back, but say why
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            note = f"TPU not used ({type(error).__name__}: {first_line[:200]}); falling back."
+
+    if _tf_config_cluster_size() > 1:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        kind = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+        return Accelerator(kind=kind, replicas=strategy.num_replicas_in_sync,
+                           backend="tensorflow", strategy=strategy, note=note)
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        strategy = tf.distribute.MirroredStrategy([g.name for g in gpus])
+        return Accelerator(kind="GPU", replicas=len(gpus), backend="tensorflow",
+                           strategy=strategy, note=note)
+    if len(gpus) == 1:
+        return Accelerator(kind="GPU", replicas=1, backend="tensorflow",
+                           strategy=tf.distribute.get_strategy(), note=note)
+
+    cpus = tf.config.list_logical_devices("CPU")
+    if len(cpus) > 1:  # logical CPU devices, e.g. set up by tests or workshops
+        strategy = tf.distribute.MirroredStrategy([c.name for c in cpus])
+        return Accelerator(kind="CPU", replicas=len(cpus), backend="tensorflow",
+                           strategy=strategy, note=note)
+    return Accelerator(kind="CPU", replicas=1, backend="tensorflow",
+                       strategy=tf.distribute.get_strategy(), note=note)
+
+
+def _tpu_expected() -> bool:
+    """True where a TPU may exist: TPU_NAME set, Colab/Kaggle TPU, or TPU device files."""
+    if os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR"):
+        return True
+    if os.environ.get("TPU_ACCELERATOR_TYPE") or os.environ.get("KAGGLE_TPU"):
+        return True
+    return bool(glob.glob("/dev/accel*") or glob.glob("/dev/vfio/[0-9]*"))
+
+
+def _connect_tpu():
+    """Connect to the local TPU (or the one named by TPU_NAME) and return a TPUStrategy."""
+    import tensorflow as tf
+
+    tpu_name = os.environ.get("TPU_NAME", "local")
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_name)
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    if not tf.config.list_logical_devices("TPU"):
+        raise RuntimeError("TPU system initialised but no TPU device is visible")
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def _tf_config_cluster_size() -> int:
+    """Number of workers named in TF_CONFIG (0 when unset or unreadable)."""
+    raw: Optional[str] = os.environ.get("TF_CONFIG")
+    if not raw:
+        return 0
+    try:
+        cluster = json.loads(raw).get("cluster", {})
+    except (ValueError, AttributeError):
+        return 0
+    return sum(len(cluster.get(role, [])) for role in ("chief", "worker"))

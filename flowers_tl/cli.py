@@ -1,0 +1,248 @@
+"""The `flowers-tl` command line: train, evaluate, predict, convert, info.
+
+Errors a user can fix (`FlowersTLError`) are printed as one line on stderr with
+exit status 2, instead of a traceback.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+
+from .errors import FlowersTLError, OutputExistsError
+
+DEFAULT_OUTPUT = "flowers_tl_run"
+
+
+def main(argv=None) -> int:
+    """Entry point of the console script and of `python -m flowers_tl`."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except FlowersTLError as error:
+        print(f"flowers-tl {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"flowers-tl {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flowers-tl",
+        description="Transfer learning on the five-class flowers TFRecords with a frozen MobileNetV2.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model and save it with its metrics")
+    _add_data_arguments(train)
+    train.add_argument("--weights", help="'imagenet', a .h5 path or 'none' (default: $FLOWERS_TL_WEIGHTS or imagenet)")
+    train.add_argument("--image-size", type=int, default=192, help="square input size in pixels (default 192)")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--batch-size", type=int, default=64, help="per replica (default 64)")
+    train.add_argument("--head", choices=["flatten", "gap"], default="flatten",
+                       help="Flatten (the course) or GlobalAveragePooling")
+    train.add_argument("--seed", type=int, default=None)
+    train.add_argument("--output", default=DEFAULT_OUTPUT, help=f"output folder (default {DEFAULT_OUTPUT})")
+    train.add_argument("--overwrite", action="store_true", help="replace a model already in --output")
+    train.add_argument("--no-fast", dest="fast", action="store_false",
+                       help="recompute the frozen backbone every epoch (the original course's way)")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="accuracy and confusion matrix of a saved model")
+    evaluate.add_argument("model", help="a .keras file written by `train`")
+    _add_data_arguments(evaluate)
+    evaluate.add_argument("--all-shards", action="store_true",
+                          help="evaluate every matching shard, not only the validation shards")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of text")
+    evaluate.set_defaults(run=_evaluate)
+
+    predict = commands.add_parser("predict", help="classify picture files with a saved model")
+    predict.add_argument("model")
+    predict.add_argument("images", nargs="+", help="picture files (JPEG, PNG...)")
+    predict.add_argument("--json", action="store_true")
+    predict.set_defaults(run=_predict)
+
+    convert = commands.add_parser("convert", help="photos (one folder per class) or tf_flowers to TFRecords")
+    source = convert.add_mutually_exclusive_group(required=True)
+    source.add_argument("--folder", help="a folder with one sub-folder of photos per class")
+    source.add_argument("--tf-flowers", action="store_true", help="tensorflow-datasets' tf_flowers")
+    convert.add_argument("--output", required=True, help="folder for the .tfrec shards")
+    convert.add_argument("--image-size", type=int, default=192)
+    convert.add_argument("--shards", type=int, default=16)
+    convert.add_argument("--seed", type=int, default=42)
+    convert.add_argument("--overwrite", action="store_true", help="replace shards already in --output")
+    convert.set_defaults(run=_convert)
+
+    info = commands.add_parser("info", help="versions, Keras backend and accelerator")
+    info.set_defaults(run=_info)
+    return parser
+
+
+def _add_data_arguments(parser) -> None:
+    parser.add_argument("--data", help="shard glob, local or gs:// (default: $FLOWERS_TL_DATA or the course bucket)")
+    parser.add_argument("--validation-shards", type=int, default=3,
+                        help="the first N shards are the validation set (default 3)")
+
+
+def _train(args) -> int:
+    from . import accelerator as acc, data, model as flowers_model, plots, training
+
+    model_path = os.path.join(args.output, "model.keras")
+    if os.path.exists(model_path) and not args.overwrite:
+        raise OutputExistsError(f"'{model_path}' exists; pass --overwrite to replace it, "
+                                "or choose another --output folder")
+    accelerator = acc.detect_accelerator()
+    split = data.split_shards(args.data, args.validation_shards)
+    print(f"Data: {data.data_pattern(args.data)}: {split}")
+    with accelerator.scope():
+        model = flowers_model.build_model(args.image_size, head=args.head, weights=args.weights)
+        flowers_model.compile_model(model)
+    result = training.train(model, split, epochs=args.epochs, batch_size=args.batch_size,
+                            accelerator=accelerator, seed=args.seed, fast=args.fast, verbose=2)
+    os.makedirs(args.output, exist_ok=True)
+    _save_model_atomically(model, model_path)
+    metrics = {
+        "final_val_accuracy": result.final_val_accuracy,
+        "best_val_accuracy": result.best_val_accuracy,
+        "val_accuracy_per_epoch": [float(v) for v in result.history["val_accuracy"]],
+        "wall_time_s": round(result.wall_time_s, 2),
+        "feature_time_s": round(result.feature_time_s, 2),
+        "fast_path": result.fast_path,
+        "epochs": args.epochs, "image_size": args.image_size, "head": args.head,
+        "batch_size_per_replica": args.batch_size, "replicas": accelerator.replicas,
+        "training_images": split.training_images, "validation_images": split.validation_images,
+        "seed": args.seed, "accelerator": accelerator.describe(),
+    }
+    _write_text(os.path.join(args.output, "metrics.json"), json.dumps(metrics, indent=2))
+    _write_text(os.path.join(args.output, "history.json"),
+                json.dumps({k: [float(v) for v in vs] for k, vs in result.history.items()}, indent=2))
+    plots.display_training_curves(result.history).savefig(os.path.join(args.output, "curves.png"))
+    print(f"Validation accuracy {result.final_val_accuracy:.4f} (best {result.best_val_accuracy:.4f}) "
+          f"in {result.wall_time_s:.1f} s; model, metrics and curves in {args.output}/")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from . import data, training
+
+    model = _load_model(args.model)
+    if args.all_shards:
+        shards = data.list_shards(args.data)
+    else:
+        shards = data.split_shards(args.data, args.validation_shards).validation_shards
+    report = training.evaluate(model, shards)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{report['images']} images, accuracy {report['accuracy']:.4f}")
+    for name, value in report["per_class_accuracy"].items():
+        print(f"  {name:<11} {'n/a' if value is None else f'{value:.4f}'}")
+    width = max(len(c) for c in report["classes"])
+    print("confusion matrix (rows: true class, columns: predicted)")
+    print(" " * (width + 1) + " ".join(f"{c[:6]:>6}" for c in report["classes"]))
+    for name, row in zip(report["classes"], report["confusion_matrix"]):
+        print(f"{name:<{width}} " + " ".join(f"{v:>6}" for v in row))
+    return 0
+
+
+def _predict(args) -> int:
+    import numpy as np
+
+    from .data import CLASSES
+    from .pictures import load_picture
+
+    model = _load_model(args.model)
+    size = int(model.input_shape[1])
+    results, failures = [], 0
+    for path in args.images:
+        try:
+            pixels = load_picture(path, size)
+        except FlowersTLError as error:
+            print(f"flowers-tl predict: skipped: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        probabilities = np.asarray(model.predict_on_batch(pixels[None]))[0]
+        best = int(probabilities.argmax())
+        results.append({"image": path, "class": CLASSES[best], "probability": float(probabilities[best])})
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for row in results:
+            print(f"{row['image']}: {row['class']} ({row['probability']:.1%})")
+    return 2 if failures else 0
+
+
+def _convert(args) -> int:
+    from . import convert
+
+    if args.folder:
+        report = convert.convert_folder(args.folder, args.output, image_size=args.image_size,
+                                        shards=args.shards, seed=args.seed, overwrite=args.overwrite)
+    else:
+        report = convert.convert_tf_flowers(args.output, image_size=args.image_size,
+                                            shards=args.shards, seed=args.seed, overwrite=args.overwrite)
+    print(report)
+    return 0
+
+
+def _info(args) -> int:
+    import keras
+    import tensorflow as tf
+
+    from .accelerator import detect_accelerator
+    from .data import data_pattern
+    from .model import resolve_weights
+
+    print(f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}")
+    try:
+        import jax
+
+        print(f"JAX {jax.__version__}")
+    except ImportError:
+        print("JAX not installed")
+    print(f"Data pattern: {data_pattern()}")
+    print(f"Weights: {os.environ.get('FLOWERS_TL_WEIGHTS') or 'imagenet'}")
+    detect_accelerator()
+    resolve_weights()  # fails early, with a clear message, on a missing weights file
+    return 0
+
+
+def _load_model(path: str):
+    import keras
+
+    from .errors import ConfigError
+
+    if not os.path.isfile(path):
+        raise ConfigError(f"model file '{path}' does not exist (train one with `flowers-tl train`)")
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise ConfigError(f"'{path}' is not a Keras model saved by flowers-tl: {first}") from None
+
+
+def _save_model_atomically(model, path: str) -> None:
+    """Save next to `path`, then rename: an interrupted save never leaves a broken model."""
+    folder = os.path.dirname(path) or "."
+    handle, partial = tempfile.mkstemp(prefix=".partial-", suffix=".keras", dir=folder)
+    os.close(handle)
+    try:
+        model.save(partial)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+def _write_text(path: str, text: str) -> None:
+    """Write a text file atomically (write a temporary file, then rename)."""
+    partial = f"{path}.partial"
+    with open(partial, "w", encoding="utf-8") as handle:
+        handle.write(text + "\n")
+    os.replace(partial, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

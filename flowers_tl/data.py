@@ -1,0 +1,223 @@
+"""The flowers TFRecords: schema, shard listing, train/validation split, tf.data pipelines.
+
+The course's shards hold one `tf.train.Example` per photo with the keys
+`image` (JPEG bytes), `class` (int64 index into `CLASSES`), `label` (class name
+bytes), `size` (int64[2]) and `one_hot_class` (float list). Pipelines yield
+`(image, class)` pairs: float32 pixels in [0, 255] with a static shape
+`[height, width, 3]`, and an int32 class. The model does its own preprocessing.
+"""
+
+import dataclasses
+import os
+import re
+from typing import List, Optional, Sequence, Tuple
+
+import tensorflow as tf
+
+from .errors import DataError
+
+CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
+DEFAULT_DATA_PATTERN = "gs://flowers-public/tfrecords-jpeg-192x192-2/*.tfrec"
+DATA_ENV_VARIABLE = "FLOWERS_TL_DATA"
+DEFAULT_IMAGE_SIZE = (192, 192)
+DEFAULT_VALIDATION_SHARDS = 3
+SHUFFLE_BUFFER = 2048
+AUTOTUNE = tf.data.AUTOTUNE
+
+# Only the keys training needs are required, so shards written by other tools still load.
+_FEATURES = {
+    "image": tf.io.FixedLenFeature([], tf.string),
+    "class": tf.io.FixedLenFeature([], tf.int64),
+}
+_SHARD_COUNT = re.compile(r"-(\d+)\.tfrec$")
+
+
+def data_pattern(pattern: Optional[str] = None) -> str:
+    """The shard pattern to use: the argument, else $FLOWERS_TL_DATA, else the course bucket."""
+    return pattern or os.environ.get(DATA_ENV_VARIABLE) or DEFAULT_DATA_PATTERN
+
+
+def image_size_pair(image_size) -> Tuple[int, int]:
+    """Accept 192 or (192, 192) and return (height, width)."""
+    if isinstance(image_size, int):
+        return (image_size, image_size)
+    height, width = image_size
+    return (int(height), int(width))
+
+
+def list_shards(pattern: Optional[str] = None) -> List[str]:
+    """Sorted shard paths matching a glob pattern (local or gs://).
+
+    Raises DataError naming the pattern when nothing matches or a folder is given.
+    """
+    pattern = data_pattern(pattern)
+    if pattern == DEFAULT_DATA_PATTERN:
+        return _course_bucket_or_tf_flowers()
+    if tf.io.gfile.isdir(pattern):
+        raise DataError(
+            f"'{pattern}' is a folder, not a file pattern. "
+            f"Use a glob such as '{os.path.join(pattern, '*.tfrec')}'.")
+    try:
+        shards = sorted(tf.io.gfile.glob(pattern))
+    except tf.errors.OpError as error:
+        raise DataError(f"cannot list '{pattern}': {error.message.splitlines()[0]}") from None
+    shards = [s for s in shards if not tf.io.gfile.isdir(s)]
+    if not shards:
+        raise DataError(
+            f"no TFRecord file matches '{pattern}'. Check the path, or set "
+            f"{DATA_ENV_VARIABLE} to a pattern such as '/data/flowers/*.tfrec' "
+            "(make shards from photos with `flowers-tl convert`).")
+    return shards
+
+
+def _course_bucket_or_tf_flowers() -> List[str]:
+    """The course bucket's shards; if it cannot be reached, tf_flowers converted once and cached."""
+    try:
+        shards = sorted(tf.io.gfile.glob(DEFAULT_DATA_PATTERN))
+        reason = "it lists no shard"
+    except tf.errors.OpError as error:
+        shards, reason = [], error.message.splitlines()[0][:200]
+    if shards:
+        return shards
+    from .convert import tf_flowers_shards
+
+    print(f"Note: the course bucket {DEFAULT_DATA_PATTERN} cannot be used ({reason}); "
+          "using tensorflow-datasets' tf_flowers instead, converted once to the same format.")
+    return tf_flowers_shards()
+
+
+def count_images(shards: Sequence[str]) -> int:
+    """Number of records, read from names like `flowers00-230.tfrec`, else counted."""
+    total = 0
+    for shard in shards:
+        match = _SHARD_COUNT.search(os.path.basename(shard))
+        total += int(match.group(1)) if match else count_records(shard)
+    return total
+
+
+def count_records(shard: str) -> int:
+    """Count the records of one shard by reading it (names the shard if it is corrupt)."""
+    try:
+        return sum(1 for _ in tf.data.TFRecordDataset(shard))
+    except tf.errors.OpError as error:
+        raise DataError(f"shard '{shard}' is unreadable or corrupt: "
+                        f"{error.message.splitlines()[0]}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSplit:
+    """Training and validation shards, disjoint by construction, with image counts."""
+
+    training_shards: Tuple[str, ...]
+    validation_shards: Tuple[str, ...]
+    training_images: int
+    validation_images: int
+
+    def steps_per_epoch(self, global_batch_size: int) -> int:
+        """Training steps that see every training image about once."""
+        return max(1, self.training_images // global_batch_size)
+
+    def __str__(self) -> str:
+        return (f"{len(self.training_shards)} training shards ({self.training_images} images), "
+                f"{len(self.validation_shards)} validation shards ({self.validation_images} images)")
+
+
+def split_shards(pattern: Optional[str] = None,
+                 validation_shards: int = DEFAULT_VALIDATION_SHARDS) -> DataSplit:
+    """Split the shards: the first `validation_shards` for validation, the rest for training."""
+    shards = list_shards(pattern)
+    if not 0 < validation_shards < len(shards):
+        raise DataError(
+            f"validation_shards={validation_shards} must be between 1 and {len(shards) - 1}: "
+            f"'{data_pattern(pattern)}' has {len(shards)} shard(s) and training needs at least one.")
+    validation, training = shards[:validation_shards], shards[validation_shards:]
+    assert not set(validation) & set(training)
+    return DataSplit(tuple(training), tuple(validation),
+                     count_images(training), count_images(validation))
+
+
+def decode_image(jpeg_bytes, image_size) -> tf.Tensor:
+    """JPEG bytes to float32 RGB pixels in [0, 255] of exactly `image_size` (static shape)."""
+    height, width = image_size_pair(image_size)
+    image = tf.io.decode_jpeg(jpeg_bytes, channels=3)
+    image = tf.image.resize(image, [height, width], antialias=True)
+    image = tf.clip_by_value(image, 0.0, 255.0)
+    return tf.ensure_shape(image, [height, width, 3])
+
+
+def parse_example(serialized, image_size=DEFAULT_IMAGE_SIZE, num_classes: int = len(CLASSES)):
+    """One serialized tf.train.Example to (image float32 [H, W, 3], class int32)."""
+    example = tf.io.parse_single_example(serialized, _FEATURES)
+    label = tf.cast(example["class"], tf.int32)
+    in_range = tf.debugging.assert_less(
+        tf.cast(label, tf.uint32), tf.cast(num_classes, tf.uint32),
+        message=f"record 'class' is outside 0..{num_classes - 1}")
+    with tf.control_dependencies([in_range]):
+        label = tf.identity(label)
+    return decode_image(example["image"], image_size), label
+
+
+def load_dataset(shards: Sequence[str], image_size=DEFAULT_IMAGE_SIZE,
+                 ordered: bool = False) -> tf.data.Dataset:
+    """Unbatched (image, class) pairs from shards, read in parallel.
+
+    With `ordered=False` records come in whatever order is fastest (the course's
+    choice); `ordered=True` keeps file order so results are reproducible.
+    """
+    options = tf.data.Options()
+    options.deterministic = ordered
+    dataset = tf.data.TFRecordDataset(list(shards), num_parallel_reads=AUTOTUNE)
+    dataset = dataset.with_options(options)
+    return dataset.map(lambda record: parse_example(record, image_size),
+                       num_parallel_calls=AUTOTUNE)
+
+
+def _pixels_as_uint8(image, label):
+    return tf.cast(tf.round(image), tf.uint8), label
+
+
+def _pixels_as_float(image, label):
+    return tf.cast(image, tf.float32), label
+
+
+def get_training_dataset(shards: Sequence[str], image_size=DEFAULT_IMAGE_SIZE,
+                         batch_size: int = 64, seed: Optional[int] = None,
+                         drop_remainder: bool = False) -> tf.data.Dataset:
+    """Endless shuffled batches for `model.fit` (use `steps_per_epoch`).
+
+    Decoded images are cached as uint8 after the first epoch (4x smaller than float32).
+    """
+    dataset = load_dataset(shards, image_size, ordered=seed is not None)
+    dataset = dataset.map(_pixels_as_uint8, num_parallel_calls=AUTOTUNE).cache()
+    dataset = dataset.repeat().shuffle(SHUFFLE_BUFFER, seed=seed)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    return dataset.map(_pixels_as_float, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+def get_validation_dataset(shards: Sequence[str], image_size=DEFAULT_IMAGE_SIZE,
+                           batch_size: int = 64, drop_remainder: bool = False,
+                           cache: bool = True) -> tf.data.Dataset:
+    """Batches of every validation image once, in file order."""
+    dataset = load_dataset(shards, image_size, ordered=True)
+    if cache:
+        dataset = dataset.map(_pixels_as_uint8, num_parallel_calls=AUTOTUNE).cache()
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    return dataset.map(_pixels_as_float, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+def images_and_labels(dataset: tf.data.Dataset, count: int):
+    """The first `count` (images, labels) of a dataset as numpy arrays (batched or not)."""
+    import numpy as np
+
+    images, labels = [], []
+    for image, label in dataset.unbatch() if _is_batched(dataset) else dataset:
+        images.append(image.numpy())
+        labels.append(int(label.numpy()))
+        if len(images) == count:
+            break
+    return np.stack(images), np.array(labels)
+
+
+def _is_batched(dataset: tf.data.Dataset) -> bool:
+    image_spec = dataset.element_spec[0]
+    return image_spec.shape.rank == 4

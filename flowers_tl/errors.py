@@ -1,0 +1,26 @@
+"""Errors a learner can cause, each with a message that says what to do.
+
+Every error raised on purpose by flowers_tl derives from `FlowersTLError`, so the
+command line and the notebooks can show its one-paragraph message instead of a
+long TensorFlow traceback.
+"""
+
+
+class FlowersTLError(Exception):
+    """Base class: something the user can fix; the message says how."""
+
+
+class DataError(FlowersTLError, ValueError):
+    """The data pattern, a shard, or a record is not usable."""
+
+
+class WeightsError(FlowersTLError, ValueError):
+    """The backbone weights cannot be found, downloaded or loaded."""
+
+
+class ConfigError(FlowersTLError, ValueError):
+    """An argument (image size, batch size, head...) is not valid."""
+
+
+class OutputExistsError(FlowersTLError, FileExistsError):
+    """An output would overwrite an existing model without permission."""

@@ -1,0 +1,124 @@
+"""The course's model: a frozen ImageNet MobileNetV2 feature extractor and a small head.
+
+The model takes raw pixels in [0, 255]; its first layer rescales them to [-1, 1],
+which is what MobileNetV2 was trained on (the original course divided by 255, a
+known flaw). A saved model therefore classifies raw pictures directly.
+"""
+
+import os
+from typing import Optional
+
+import keras
+
+from .data import CLASSES, image_size_pair
+from .errors import ConfigError, WeightsError
+
+WEIGHTS_ENV_VARIABLE = "FLOWERS_TL_WEIGHTS"
+HEADS = ("flatten", "gap")
+MIN_IMAGE_SIZE = 32
+NO_WEIGHTS = ("none", "random", "")
+
+
+def resolve_weights(weights: Optional[str] = None) -> Optional[str]:
+    """The backbone weights to use: the argument, else $FLOWERS_TL_WEIGHTS, else "imagenet".
+
+    Returns "imagenet", a path to an existing `.h5` file, or None (random init,
+    asked for with "none").
+    """
+    chosen = weights if weights is not None else os.environ.get(WEIGHTS_ENV_VARIABLE, "imagenet")
+    if chosen.lower() in NO_WEIGHTS:
+        return None
+    if chosen == "imagenet":
+        return chosen
+    chosen = os.path.expanduser(chosen)
+    if not os.path.isfile(chosen):
+        raise WeightsError(
+            f"weights file '{chosen}' does not exist. Pass weights='imagenet' to download "
+            f"them, or the path of a MobileNetV2 no-top .h5 file (argument or {WEIGHTS_ENV_VARIABLE}).")
+    return chosen
+
+
+def load_backbone(image_size=192, weights: Optional[str] = None) -> keras.Model:
+    """A frozen MobileNetV2 (alpha 1.0, no top) for `image_size` inputs scaled to [-1, 1]."""
+    height, width = image_size_pair(image_size)
+    if min(height, width) < MIN_IMAGE_SIZE:
+        raise ConfigError(
+            f"image size {height}x{width} is too small: MobileNetV2 needs at least "
+            f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} pixels (the course uses 192x192).")
+    resolved = resolve_weights(weights)
+    try:
+        backbone = keras.applications.MobileNetV2(
+            input_shape=(height, width, 3), include_top=False, weights=resolved)
+    except Exception as error:  # translate download and file errors into one clear message
+        raise _weights_error(resolved, error) from None
+    backbone.trainable = False
+    return backbone
+
+
+def _weights_error(weights: Optional[str], error: Exception) -> WeightsError:
+    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+    if weights == "imagenet":
+        return WeightsError(
+            "could not download the ImageNet MobileNetV2 weights (are you offline?): "
+            f"{first_line}. Remedies: set {WEIGHTS_ENV_VARIABLE} (or pass weights=) to a local "
+            "'mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5', or copy Keras' "
+            "weight files into ~/.keras/models/ (or $KERAS_HOME/models/).")
+    return WeightsError(
+        f"weights file '{weights}' does not fit MobileNetV2 (alpha 1.0, no top): {first_line}. "
+        "Use the no-top MobileNetV2 1.0 weights (…_1.0_224_no_top.h5).")
+
+
+def classification_head(head: str, num_classes: int, dropout: float = 0.0,
+                        feature_flip: bool = False) -> list:
+    """The layers after the backbone: Flatten (course) or GlobalAveragePooling, then softmax.
+
+    `feature_flip` mirrors the backbone's feature maps left-right at random while
+    training, a nearly free stand-in for flipping the photos; `dropout` drops
+    features before the classifier. Both are inactive at inference.
+    """
+    if head not in HEADS:
+        raise ConfigError(f"head must be one of {HEADS}, got '{head}'")
+    layers = []
+    if feature_flip:
+        layers.append(keras.layers.RandomFlip("horizontal", name="feature_flip"))
+    layers.append(keras.layers.Flatten(name="flatten") if head == "flatten"
+                  else keras.layers.GlobalAveragePooling2D(name="global_average_pooling"))
+    if dropout:
+        layers.append(keras.layers.Dropout(dropout, name="dropout"))
+    layers.append(keras.layers.Dense(num_classes, activation="softmax", name="flower_probabilities"))
+    return layers
+
+
+def build_model(image_size=192, num_classes: int = len(CLASSES), head: str = "flatten",
+                weights: Optional[str] = None, dropout: float = 0.0,
+                feature_flip: bool = False, accelerator=None) -> keras.Sequential:
+    """Raw pixels -> [-1, 1] -> frozen MobileNetV2 -> head -> class probabilities.
+
+    Build it inside `accelerator.scope()` (done for you when `accelerator` is given).
+    """
+    if num_classes < 2:
+        raise ConfigError(f"num_classes must be at least 2, got {num_classes}")
+    height, width = image_size_pair(image_size)
+    scope = accelerator.scope() if accelerator is not None else _null_scope()
+    with scope:
+        backbone = load_backbone((height, width), weights)
+        model = keras.Sequential(
+            [keras.Input(shape=(height, width, 3), name="pixels_0_255"),
+             keras.layers.Rescaling(1 / 127.5, offset=-1, name="pixels_to_minus1_1"),
+             backbone,
+             *classification_head(head, num_classes, dropout, feature_flip)],
+            name=f"mobilenet_v2_{head}")
+    return model
+
+
+def compile_model(model: keras.Model, learning_rate=1e-3) -> keras.Model:
+    """Adam, sparse categorical cross-entropy (integer labels) and accuracy, as the course does."""
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _null_scope():
+    import contextlib
+
+    return contextlib.nullcontext()

@@ -7,6 +7,7 @@ bytes), `size` (int64[2]) and `one_hot_class` (float list). Pipelines yield
 `[height, width, 3]`, and an int32 class. The model does its own preprocessing.
 """
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -28,6 +29,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 _FEATURES = {
     "image": tf.io.FixedLenFeature([], tf.string),
     "class": tf.io.FixedLenFeature([], tf.int64),
+    "label": tf.io.FixedLenFeature([], tf.string, default_value=""),  # optional, checked against class
 }
 _SHARD_COUNT = re.compile(r"-(\d+)\.tfrec$")
 
@@ -60,14 +62,33 @@ def list_shards(pattern: Optional[str] = None) -> List[str]:
     try:
         shards = sorted(tf.io.gfile.glob(pattern))
     except tf.errors.OpError as error:
-        raise DataError(f"cannot list '{pattern}': {error.message.splitlines()[0]}") from None
+        raise DataError(f"cannot list '{pattern}': {error.message.splitlines()[0]}. Check the "
+                        f"network and your access to it, or set {DATA_ENV_VARIABLE} to local "
+                        "shards.") from None
     shards = [s for s in shards if not tf.io.gfile.isdir(s)]
     if not shards:
         raise DataError(
             f"no TFRecord file matches '{pattern}'. Check the path, or set "
             f"{DATA_ENV_VARIABLE} to a pattern such as '/data/flowers/*.tfrec' "
             "(make shards from photos with `flowers-tl convert`).")
+    _check_shard_files(shards)
     return shards
+
+
+def _check_shard_files(shards: Sequence[str]) -> None:
+    """DataError naming a local shard that cannot be opened or is empty (gs:// shards fail when read)."""
+    for shard in shards:
+        if "://" in shard:
+            continue
+        try:
+            with open(shard, "rb") as handle:
+                empty = not handle.read(1)
+        except OSError as error:
+            raise DataError(f"shard '{shard}' cannot be read ({error.strerror or error}); "
+                            "fix it or remove it from the pattern.") from None
+        if empty:
+            raise DataError(f"shard '{shard}' is empty (0 bytes), maybe from an interrupted copy; "
+                            "delete it or make it again with `flowers-tl convert`.")
 
 
 def _course_bucket_or_tf_flowers() -> List[str]:
@@ -152,9 +173,67 @@ def parse_example(serialized, image_size=DEFAULT_IMAGE_SIZE, num_classes: int = 
     in_range = tf.debugging.assert_less(
         tf.cast(label, tf.uint32), tf.cast(num_classes, tf.uint32),
         message=f"record 'class' is outside 0..{num_classes - 1}")
-    with tf.control_dependencies([in_range]):
+    agrees = _label_agrees_with_class(example["label"], label)
+    with tf.control_dependencies([in_range, agrees]):
         label = tf.identity(label)
     return decode_image(example["image"], image_size), label
+
+
+def _label_agrees_with_class(name, label):
+    """Assert that a course flower name in 'label' is CLASSES[class] (other names are not checked)."""
+    names = tf.constant(CLASSES)
+    is_course_name = tf.reduce_any(tf.equal(name, names))
+    expected = tf.gather(names, tf.clip_by_value(label, 0, len(CLASSES) - 1))
+    message = tf.strings.join(["record 'label' is '", name, "' but its 'class' ",
+                               tf.strings.as_string(label), " is '", expected, "'"])
+    return tf.debugging.Assert(
+        tf.logical_or(tf.logical_not(is_course_name), tf.equal(name, expected)), [message])
+
+
+def find_bad_record(shards: Sequence[str], image_size=DEFAULT_IMAGE_SIZE,
+                    num_classes: int = len(CLASSES)) -> Optional[str]:
+    """Read and decode every record of `shards`; a message naming the first bad shard and record, or None.
+
+    Slow (one pass over all the data), so it runs only after reading has failed.
+    """
+    for shard in shards:
+        position = 0
+        try:
+            for serialized in tf.data.TFRecordDataset(shard):
+                position += 1
+                parse_example(serialized, image_size, num_classes)
+        except tf.errors.DataLossError as error:
+            return (f"shard '{shard}' is truncated or corrupted after record {position - 1} "
+                    f"({_first_line(error)}). Copy or convert it again, or remove it from the pattern.")
+        except tf.errors.OpError as error:
+            return (f"record {position} of shard '{shard}' is not a valid flowers record: "
+                    f"{_first_line(error)}. Records need 'image' (JPEG bytes) and 'class' "
+                    f"(0..{num_classes - 1}); make shards with `flowers-tl convert`.")
+    return None
+
+
+def _first_line(error: tf.errors.OpError) -> str:
+    """The useful first line of a TensorFlow error, without its '{{function_node ...}}' prefix."""
+    line = (error.message.strip().splitlines() or [type(error).__name__])[0]
+    line = line.replace("\\'", "'").replace('\\"', '"')
+    line = re.sub(r"^\{\{[^}]*\}\}\s*|^Expected .* to be true\. Summarized data: b?", "", line)
+    return re.sub(r"\s*\[Op:\w+\].*$", "", line).strip().strip('"').rstrip(".")[:300]
+
+
+@contextlib.contextmanager
+def reading(shards: Sequence[str], image_size=DEFAULT_IMAGE_SIZE):
+    """Turn a tf.data read error inside the block into a DataError naming the bad shard and record.
+
+    Training stops instead of going on with part of the data. Errors that no
+    record explains (a model problem, say) are raised unchanged.
+    """
+    try:
+        yield
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
+        problem = find_bad_record(shards, image_size)
+        if problem is None:
+            raise
+        raise DataError(problem) from None
 
 
 def load_dataset(shards: Sequence[str], image_size=DEFAULT_IMAGE_SIZE,

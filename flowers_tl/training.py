@@ -98,12 +98,14 @@ def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10
     global_batch = accelerator.global_batch_size(batch_size) if accelerator else batch_size
     prefix = frozen_prefix_length(model) if fast else 0
     start = time.perf_counter()
-    if prefix:
-        history, feature_time = _train_head_on_features(
-            model, prefix, split, image_size, epochs, global_batch, accelerator, callbacks, verbose)
-    else:
-        history, feature_time = _train_on_images(
-            model, split, image_size, epochs, global_batch, seed, callbacks, verbose), 0.0
+    all_shards = split.validation_shards + split.training_shards
+    with flowers_data.reading(all_shards, image_size):  # a bad shard stops training, by name
+        if prefix:
+            history, feature_time = _train_head_on_features(
+                model, prefix, split, image_size, epochs, global_batch, accelerator, callbacks, verbose)
+        else:
+            history, feature_time = _train_on_images(
+                model, split, image_size, epochs, global_batch, seed, callbacks, verbose), 0.0
     wall = time.perf_counter() - start
     images_seen = epochs * split.training_images + split.validation_images * epochs
     return TrainingResult(history=history, wall_time_s=wall, fast_path=bool(prefix),
@@ -150,9 +152,10 @@ def evaluate(model: keras.Model, shards, image_size=None, batch_size: int = 64,
     image_size = image_size or tuple(model.input_shape[1:3])
     dataset = flowers_data.load_dataset(shards, image_size, ordered=True).batch(batch_size)
     labels, predicted = [], []
-    for images, batch_labels in dataset.as_numpy_iterator():
-        predicted.append(np.asarray(model.predict_on_batch(images)).argmax(axis=-1))
-        labels.append(batch_labels)
+    with flowers_data.reading(shards, image_size):
+        for images, batch_labels in dataset.as_numpy_iterator():
+            predicted.append(np.asarray(model.predict_on_batch(images)).argmax(axis=-1))
+            labels.append(batch_labels)
     labels, predicted = np.concatenate(labels), np.concatenate(predicted)
     matrix = confusion_matrix(labels, predicted, len(classes))
     per_class = {name: (float(matrix[i, i] / matrix[i].sum()) if matrix[i].sum() else None)

@@ -8,12 +8,16 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 
-from .errors import FlowersTLError, OutputExistsError
+from .errors import ConfigError, FlowersTLError, OutputExistsError
 
 DEFAULT_OUTPUT = "flowers_tl_run"
+BACKUP_FOLDER = "backup"
+TRAINING_LOG = "training_log.csv"
+RESUME_SETTINGS = ("data", "weights", "image_size", "batch_size", "head", "validation_shards", "seed", "fast")
 
 
 def main(argv=None) -> int:
@@ -96,13 +100,19 @@ def _train(args) -> int:
     accelerator = acc.detect_accelerator()
     split = data.split_shards(args.data, args.validation_shards)
     print(f"Data: {data.data_pattern(args.data)}: {split}")
+    if args.seed is not None:
+        import keras
+
+        keras.utils.set_random_seed(args.seed)  # before building: the head's first weights use it
     with accelerator.scope():
         model = flowers_model.build_model(args.image_size, head=args.head, weights=args.weights)
         flowers_model.compile_model(model)
+    callbacks = _resume_callbacks(args)
     result = training.train(model, split, epochs=args.epochs, batch_size=args.batch_size,
-                            accelerator=accelerator, seed=args.seed, fast=args.fast, verbose=2)
-    os.makedirs(args.output, exist_ok=True)
+                            accelerator=accelerator, seed=args.seed, fast=args.fast,
+                            callbacks=callbacks, verbose=2)
     _save_model_atomically(model, model_path)
+    result.history = _history_from_log(os.path.join(args.output, TRAINING_LOG))  # resumed runs too
     metrics = {
         "final_val_accuracy": result.final_val_accuracy,
         "best_val_accuracy": result.best_val_accuracy,
@@ -119,9 +129,51 @@ def _train(args) -> int:
     _write_text(os.path.join(args.output, "history.json"),
                 json.dumps({k: [float(v) for v in vs] for k, vs in result.history.items()}, indent=2))
     plots.display_training_curves(result.history).savefig(os.path.join(args.output, "curves.png"))
+    shutil.rmtree(os.path.join(args.output, BACKUP_FOLDER), ignore_errors=True)  # done: nothing to resume
     print(f"Validation accuracy {result.final_val_accuracy:.4f} (best {result.best_val_accuracy:.4f}) "
           f"in {result.wall_time_s:.1f} s; model, metrics and curves in {args.output}/")
     return 0
+
+
+def _resume_callbacks(args) -> list:
+    """Keras callbacks that make an interrupted `train` resumable: a backup per epoch and a CSV log.
+
+    While `<output>/backup` exists, the same command continues from the last
+    finished epoch (Keras `BackupAndRestore`); it is removed once the model is saved.
+    """
+    import keras
+
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise ConfigError(f"--output '{args.output}' is a file; give a folder for the model and metrics")
+    backup = os.path.join(args.output, BACKUP_FOLDER)
+    settings_path = os.path.join(backup, "settings.json")
+    settings = {name: getattr(args, name) for name in RESUME_SETTINGS}
+    if os.path.isfile(settings_path):
+        with open(settings_path, encoding="utf-8") as handle:
+            saved = json.load(handle)
+        changed = sorted(name for name in settings if saved.get(name) != settings[name])
+        if changed:
+            raise ConfigError(
+                f"'{backup}' holds an interrupted run made with other {', '.join(changed)}; run the "
+                "same command again to resume it, or delete that folder to start afresh")
+        print(f"Resuming the interrupted run saved in {backup}/")
+    else:
+        os.makedirs(backup, exist_ok=True)
+        _write_text(settings_path, json.dumps(settings))
+        if os.path.exists(os.path.join(args.output, TRAINING_LOG)):
+            os.remove(os.path.join(args.output, TRAINING_LOG))  # a fresh run starts a fresh log
+    return [keras.callbacks.CSVLogger(os.path.join(args.output, TRAINING_LOG), append=True),
+            keras.callbacks.BackupAndRestore(backup, double_checkpoint=True, delete_checkpoint=False)]
+
+
+def _history_from_log(path: str) -> dict:
+    """Per-epoch metrics from the CSV log; the last row of an epoch wins (a resumed run may redo one)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = {int(row["epoch"]): row for row in csv.DictReader(handle)}
+    names = [name for name in next(iter(rows.values())) if name != "epoch"]
+    return {name: [float(rows[epoch][name]) for epoch in sorted(rows)] for name in names}
 
 
 def _evaluate(args) -> int:

@@ -237,18 +237,40 @@ def reading(shards: Sequence[str], image_size=DEFAULT_IMAGE_SIZE):
 
 
 def load_dataset(shards: Sequence[str], image_size=DEFAULT_IMAGE_SIZE,
-                 ordered: bool = False) -> tf.data.Dataset:
+                 ordered: bool = False, exclude_shards: Sequence[str] = ()) -> tf.data.Dataset:
     """Unbatched (image, class) pairs from shards, read in parallel.
 
     With `ordered=False` records come in whatever order is fastest (the course's
     choice); `ordered=True` keeps file order so results are reproducible.
+    Records whose JPEG bytes also appear in `exclude_shards` are left out: the
+    flowers photos contain a few duplicates, and training must never see a
+    validation photo.
     """
     options = tf.data.Options()
     options.deterministic = ordered
     dataset = tf.data.TFRecordDataset(list(shards), num_parallel_reads=AUTOTUNE)
     dataset = dataset.with_options(options)
+    if exclude_shards:
+        excluded = tf.constant(image_fingerprints(exclude_shards))
+        dataset = dataset.filter(
+            lambda record: tf.logical_not(tf.reduce_any(tf.equal(_fingerprint(record), excluded))))
     return dataset.map(lambda record: parse_example(record, image_size),
                        num_parallel_calls=AUTOTUNE)
+
+
+def _fingerprint(record) -> tf.Tensor:
+    """A 64-bit fingerprint of a record's JPEG bytes (same photo bytes, same fingerprint)."""
+    image = tf.io.parse_single_example(record, {"image": _FEATURES["image"]})["image"]
+    return tf.bitcast(tf.fingerprint(tf.reshape(image, [1])), tf.int64)[0]
+
+
+def image_fingerprints(shards: Sequence[str]):
+    """Fingerprints (int64 numpy array) of the JPEG bytes of every record of `shards`."""
+    import numpy as np
+
+    dataset = tf.data.TFRecordDataset(list(shards)).map(_fingerprint, num_parallel_calls=AUTOTUNE)
+    with reading(shards):
+        return np.fromiter(dataset.as_numpy_iterator(), dtype=np.int64)
 
 
 def _pixels_as_uint8(image, label):
@@ -261,12 +283,15 @@ def _pixels_as_float(image, label):
 
 def get_training_dataset(shards: Sequence[str], image_size=DEFAULT_IMAGE_SIZE,
                          batch_size: int = 64, seed: Optional[int] = None,
-                         drop_remainder: bool = False) -> tf.data.Dataset:
+                         drop_remainder: bool = False,
+                         exclude_shards: Sequence[str] = ()) -> tf.data.Dataset:
     """Endless shuffled batches for `model.fit` (use `steps_per_epoch`).
 
     Decoded images are cached as uint8 after the first epoch (4x smaller than float32).
+    Pass the validation shards as `exclude_shards` to drop duplicates of validation photos.
     """
-    dataset = load_dataset(shards, image_size, ordered=seed is not None)
+    dataset = load_dataset(shards, image_size, ordered=seed is not None,
+                           exclude_shards=exclude_shards)
     dataset = dataset.map(_pixels_as_uint8, num_parallel_calls=AUTOTUNE).cache()
     dataset = dataset.repeat().shuffle(SHUFFLE_BUFFER, seed=seed)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)

@@ -114,7 +114,8 @@ def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10
 
 
 def _train_on_images(model, split, image_size, epochs, global_batch, seed, callbacks, verbose):
-    training = flowers_data.get_training_dataset(split.training_shards, image_size, global_batch, seed)
+    training = flowers_data.get_training_dataset(split.training_shards, image_size, global_batch, seed,
+                                                 exclude_shards=split.validation_shards)
     validation = flowers_data.get_validation_dataset(split.validation_shards, image_size, global_batch)
     history = model.fit(training, steps_per_epoch=split.steps_per_epoch(global_batch), epochs=epochs,
                         validation_data=validation, callbacks=callbacks, verbose=verbose)
@@ -127,7 +128,8 @@ def _train_head_on_features(model, prefix, split, image_size, epochs, global_bat
         extractor = keras.Sequential([keras.Input(model.input_shape[1:]), *model.layers[:prefix]])
     start = time.perf_counter()
     train_x, train_y = extract_features(
-        extractor, flowers_data.load_dataset(split.training_shards, image_size, ordered=True), global_batch)
+        extractor, flowers_data.load_dataset(split.training_shards, image_size, ordered=True,
+                                             exclude_shards=split.validation_shards), global_batch)
     val_x, val_y = extract_features(
         extractor, flowers_data.load_dataset(split.validation_shards, image_size, ordered=True), global_batch)
     feature_time = time.perf_counter() - start

@@ -1,0 +1,128 @@
+"""The committed notebooks are exactly what tools/make_notebooks.py generates from the solution.
+
+Fast: nothing is executed here (tests/test_notebooks.py runs the notebooks).
+"""
+
+import json
+import pathlib
+import re
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools"))
+
+import make_notebooks  # noqa: E402
+
+NOTEBOOKS = ["notebooks/flowers_tl_solution.ipynb", "notebooks/flowers_tl_playground.ipynb",
+             "notebooks/ru/flowers_tl_solution.ipynb", "notebooks/ru/flowers_tl_playground.ipynb"]
+BADGE = re.compile(r"https://colab\.research\.google\.com/github/([\w.-]+)/([\w.-]+)/blob/main/(\S+?\.ipynb)\)")
+
+
+@pytest.fixture(scope="module")
+def generated():
+    return make_notebooks.generate()
+
+
+def read(path):
+    return nbformat.read(REPO / path, as_version=4)
+
+
+def code_cells(notebook):
+    return [(cell.id, cell.source) for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def test_generator_writes_exactly_the_committed_notebooks(generated):
+    assert sorted(generated) == sorted(NOTEBOOKS)
+    for path, text in generated.items():
+        assert (REPO / path).read_text(encoding="utf-8") == text, \
+            f"{path} is out of date: run python tools/make_notebooks.py"
+
+
+def test_check_mode_fails_on_a_stale_notebook(tmp_path, monkeypatch):
+    """--check exits 0 on the committed tree and 1 once a generated file is edited."""
+    for path in NOTEBOOKS:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text((REPO / path).read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr(make_notebooks, "REPO", tmp_path)
+    assert make_notebooks.main(["--check"]) == 0
+    stale = tmp_path / "notebooks/ru/flowers_tl_playground.ipynb"
+    stale.write_text(stale.read_text(encoding="utf-8").replace("____", "None", 1), encoding="utf-8")
+    assert make_notebooks.main(["--check"]) == 1
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS)
+def test_committed_without_outputs_and_with_python3_kernel(path):
+    notebook = read(path)
+    nbformat.validate(notebook)
+    assert notebook.metadata.kernelspec.name == "python3"
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path}: cell {cell.id} has outputs"
+    ids = [cell.id for cell in notebook.cells]
+    assert len(ids) == len(set(ids)), f"{path}: duplicate cell ids"
+
+
+@pytest.mark.parametrize("edition", ["solution", "playground"])
+def test_russian_edition_has_the_same_code_and_translated_markdown(edition):
+    english = read(f"notebooks/flowers_tl_{edition}.ipynb")
+    russian = read(f"notebooks/ru/flowers_tl_{edition}.ipynb")
+    assert code_cells(russian) == code_cells(english)
+    assert [c.id for c in russian.cells] == [c.id for c in english.cells]
+    for en_cell, ru_cell in zip(english.cells, russian.cells):
+        if en_cell.cell_type == "markdown" and en_cell.id != make_notebooks.BADGE_CELL:
+            assert en_cell.source != ru_cell.source
+            assert re.search("[а-яё]", ru_cell.source), f"cell {ru_cell.id} is not in Russian"
+
+
+def test_every_translation_is_used():
+    texts = json.loads((REPO / "notebooks/i18n/ru.json").read_text(encoding="utf-8"))
+    ids = {cell.id for cell in read(NOTEBOOKS[0]).cells}
+    assert {key for key in texts if not key.startswith("edition:")} <= ids
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS)
+def test_colab_badge_points_at_the_notebook_itself(path):
+    badges = [BADGE.search(cell.source) for cell in read(path).cells if cell.cell_type == "markdown"]
+    badges = [badge for badge in badges if badge]
+    assert len(badges) == 1
+    owner, repository, target = badges[0].groups()
+    assert (owner, repository) == (make_notebooks.OWNER, make_notebooks.REPOSITORY)
+    assert target == path and (REPO / target).is_file()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS)
+def test_install_cell_pins_the_release_from_the_owner(path):
+    install = next(cell for cell in read(path).cells if cell.id == "install")
+    assert make_notebooks.install_url() in install.source
+    assert "ON_COLAB or ON_KAGGLE" in install.source
+
+
+def test_playground_keeps_no_solution_and_checks_every_exercise():
+    solution, playground = read(NOTEBOOKS[0]), read(NOTEBOOKS[1])
+    solution_text = "\n".join(source for _, source in code_cells(solution))
+    playground_text = "\n".join(source for _, source in code_cells(playground))
+    names = re.findall(r"#### SOLUTION START (\w+)", solution_text)
+    assert set(names) == {"baseline_model", "transfer_model"}
+    assert "SOLUTION" not in playground_text and "include_top=False" not in playground_text
+    for name in names:
+        assert f"ftl.exercises.{name}.check(model, accelerator)" in playground_text
+    assert playground_text.count("# WORK REQUIRED:") == len(names)
+
+
+def test_playground_generated_from_a_changed_solution_block_is_refused():
+    """The solution code in the notebook and in flowers_tl/exercises.py must stay identical."""
+    notebook = make_notebooks.normalised(read(NOTEBOOKS[0]))
+    cell = next(cell for cell in notebook.cells if cell.id == "transfer")
+    cell.source = cell.source.replace("include_top=False", "include_top=False ")
+    with pytest.raises(SystemExit, match="differs from"):
+        make_notebooks.to_playground(notebook)
+
+
+def test_command_line_check_passes_on_the_committed_tree():
+    result = subprocess.run([sys.executable, str(REPO / "tools/make_notebooks.py"), "--check"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,187 @@
+"""Generate the course notebooks from their single source, the English solution notebook.
+
+    python tools/make_notebooks.py          # write the notebooks
+    python tools/make_notebooks.py --check  # exit 1 if a committed notebook differs
+
+From notebooks/flowers_tl_solution.ipynb it writes:
+* the solution itself, normalised: no outputs, kernelspec python3, its "Open in Colab" badge;
+* notebooks/flowers_tl_playground.ipynb: each block between `#### SOLUTION START <exercise>` and
+  `#### SOLUTION END` becomes the exercise's WORK REQUIRED stub (with `____` blanks), followed by
+  a check cell that calls `ftl.exercises.<exercise>.check(...)`;
+* notebooks/ru/: both notebooks with the same code cells and the Russian markdown of
+  notebooks/i18n/ru.json (keyed by cell id).
+The GitHub owner appears only in OWNER below: badges and the install cell are generated from it.
+"""
+
+import argparse
+import copy
+import json
+import pathlib
+import re
+import sys
+
+import nbformat
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from flowers_tl import exercises  # noqa: E402  (the stubs and solutions live in the package)
+
+OWNER = "flowers-tl"  # the GitHub account that hosts the repository
+REPOSITORY = "flowers_tl"
+RELEASE = "v0.1.0"  # the tag Colab and Kaggle install from
+NOTEBOOKS = REPO / "notebooks"
+SOURCE = NOTEBOOKS / "flowers_tl_solution.ipynb"
+TRANSLATIONS = {"ru": NOTEBOOKS / "i18n" / "ru.json"}
+BADGE_CELL = "colab-badge"
+SOLUTION_START = re.compile(r"^#### SOLUTION START (\w+)\n", re.MULTILINE)
+SOLUTION_END = "#### SOLUTION END\n"
+INSTALL_URL = re.compile(r"git\+https://github\.com/[\w.-]+/[\w.-]+@[\w.-]+")
+KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+KEPT_CELL_METADATA = ("tags",)
+
+EDITION_NOTES = {
+    "solution": "**Solution**: every WORK REQUIRED cell is filled in. The version with exercises is "
+                "[flowers_tl_playground.ipynb]({playground}).",
+    "playground": "**Playground**: fill in the `____` blanks of the cells marked WORK REQUIRED, then run the "
+                  "check cell under each. `ftl.exercises.<name>.hint()` gives a hint, `.solution()` the answer.",
+}
+BADGE_ALT = {"en": "Open In Colab", "ru": "Открыть в Colab"}
+
+
+def colab_url(relative_path: str) -> str:
+    """The Colab address of a notebook of this repository's main branch."""
+    return f"https://colab.research.google.com/github/{OWNER}/{REPOSITORY}/blob/main/{relative_path}"
+
+
+def install_url() -> str:
+    return f"git+https://github.com/{OWNER}/{REPOSITORY}@{RELEASE}"
+
+
+def badge_markdown(relative_path: str, edition: str, language: str, notes: dict) -> str:
+    """The badge cell: an 'Open in Colab' badge for this very file, and which edition it is."""
+    badge = (f"[![{BADGE_ALT[language]}](https://colab.research.google.com/assets/colab-badge.svg)]"
+             f"({colab_url(relative_path)})")
+    return badge + "\n\n" + notes[edition].format(playground="flowers_tl_playground.ipynb")
+
+
+def normalised(notebook):
+    """A copy without outputs, execution counts or editor metadata, with kernelspec python3."""
+    notebook = copy.deepcopy(notebook)
+    notebook.metadata = nbformat.NotebookNode(
+        kernelspec=dict(KERNELSPEC), language_info={"name": "python"})
+    for cell in notebook.cells:
+        cell.metadata = nbformat.NotebookNode(
+            {key: value for key, value in cell.metadata.items() if key in KEPT_CELL_METADATA})
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+            cell.source = INSTALL_URL.sub(install_url(), cell.source)
+    notebook.nbformat, notebook.nbformat_minor = 4, 5
+    return notebook
+
+
+def solution_blocks(source: str):
+    """(exercise name, start, end) of each marked solution block in a cell's source."""
+    for match in SOLUTION_START.finditer(source):
+        end = source.index(SOLUTION_END, match.end())
+        yield match.group(1), match.start(), end + len(SOLUTION_END)
+
+
+def to_playground(notebook):
+    """Replace each solution block by its exercise's stub and add the check cell after it."""
+    notebook = copy.deepcopy(notebook)
+    cells = []
+    for cell in notebook.cells:
+        cells.append(cell)
+        if cell.cell_type != "code":
+            continue
+        source = cell.source if cell.source.endswith("\n") else cell.source + "\n"
+        blocks = list(solution_blocks(source))
+        for name, start, end in reversed(blocks):
+            exercise = exercises.EXERCISES[name]
+            solution = source[start:end].split("\n", 1)[1][: -len(SOLUTION_END)]
+            if solution != exercise.solution_code:
+                raise SystemExit(f"{SOURCE.name}, cell '{cell.id}': the solution of '{name}' differs from "
+                                 f"flowers_tl/exercises.py's {name}.solution_code; make them identical.")
+            stub = "# WORK REQUIRED: replace every ____, then run this cell and the check below.\n" + exercise.stub
+            source = source[:start] + stub + source[end:]
+        cell.source = source.rstrip("\n")
+        for name, _, _ in blocks:
+            cells.append(nbformat.v4.new_code_cell(exercises.EXERCISES[name].check_call(),
+                                                   id=f"{cell.id}-check"))
+    notebook.cells = cells
+    return notebook
+
+
+def translated(notebook, language: str):
+    """The notebook with each markdown cell replaced by its translation (same id)."""
+    texts = json.loads(TRANSLATIONS[language].read_text(encoding="utf-8"))
+    notebook = copy.deepcopy(notebook)
+    missing = [cell.id for cell in notebook.cells
+               if cell.cell_type == "markdown" and cell.id != BADGE_CELL and cell.id not in texts]
+    unused = set(texts) - {cell.id for cell in notebook.cells} - {f"edition:{e}" for e in EDITION_NOTES}
+    if missing or unused:
+        raise SystemExit(f"{TRANSLATIONS[language]}: missing translations for cells {missing}, "
+                         f"unknown keys {sorted(unused)}; keep it in step with {SOURCE.name}.")
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown" and cell.id != BADGE_CELL:
+            cell.source = texts[cell.id]
+    return notebook
+
+
+def with_badge(notebook, relative_path: str, edition: str, language: str):
+    notes = EDITION_NOTES
+    if language != "en":
+        texts = json.loads(TRANSLATIONS[language].read_text(encoding="utf-8"))
+        notes = {key: texts[f"edition:{key}"] for key in EDITION_NOTES}
+    notebook = copy.deepcopy(notebook)
+    for cell in notebook.cells:
+        if cell.id == BADGE_CELL:
+            cell.source = badge_markdown(relative_path, edition, language, notes)
+            return notebook
+    raise SystemExit(f"{SOURCE.name} has no markdown cell with id '{BADGE_CELL}' for the Colab badge.")
+
+
+def generate() -> dict:
+    """{path relative to the repository: notebook text} for every generated notebook."""
+    solution = normalised(nbformat.read(SOURCE, as_version=4))
+    editions = {"solution": solution, "playground": to_playground(solution)}
+    outputs = {}
+    for language in ("en", *TRANSLATIONS):
+        folder = "notebooks" if language == "en" else f"notebooks/{language}"
+        for edition, notebook in editions.items():
+            path = f"{folder}/flowers_tl_{edition}.ipynb"
+            if language != "en":
+                notebook = translated(notebook, language)
+            notebook = with_badge(notebook, path, edition, language)
+            nbformat.validate(notebook)
+            outputs[path] = nbformat.writes(notebook) + "\n"
+    return outputs
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 if a committed notebook differs from what would be generated")
+    args = parser.parse_args(argv)
+    stale = []
+    for path, text in generate().items():
+        target = REPO / path
+        current = target.read_text(encoding="utf-8") if target.exists() else None
+        if current == text:
+            continue
+        if args.check:
+            stale.append(path)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+            print(f"wrote {path}")
+    if stale:
+        print("out of date (run python tools/make_notebooks.py): " + ", ".join(stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

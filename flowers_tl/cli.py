@@ -106,7 +106,7 @@ def _train(args) -> int:
         keras.utils.set_random_seed(args.seed)  # before building: the head's first weights use it
     with accelerator.scope():
         model = flowers_model.build_model(args.image_size, head=args.head, weights=args.weights)
-        flowers_model.compile_model(model)
+        flowers_model.compile_model(model, accelerator=accelerator)
     callbacks = _resume_callbacks(args)
     result = training.train(model, split, epochs=args.epochs, batch_size=args.batch_size,
                             accelerator=accelerator, seed=args.seed, fast=args.fast,

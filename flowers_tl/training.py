@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from . import data as flowers_data
+from .accelerator import training_settings
 from .errors import ConfigError
 from .plots import confusion_matrix
 
@@ -95,17 +96,17 @@ def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10
     if seed is not None:
         keras.utils.set_random_seed(seed)
     image_size = image_size or tuple(model.input_shape[1:3])
-    global_batch = accelerator.global_batch_size(batch_size) if accelerator else batch_size
+    settings = training_settings(accelerator, batch_size)
     prefix = frozen_prefix_length(model) if fast else 0
     start = time.perf_counter()
     all_shards = split.validation_shards + split.training_shards
     with flowers_data.reading(all_shards, image_size):  # a bad shard stops training, by name
         if prefix:
             history, feature_time = _train_head_on_features(
-                model, prefix, split, image_size, epochs, global_batch, accelerator, callbacks, verbose)
+                model, prefix, split, image_size, epochs, settings, accelerator, callbacks, verbose)
         else:
             history, feature_time = _train_on_images(
-                model, split, image_size, epochs, global_batch, seed, callbacks, verbose), 0.0
+                model, split, image_size, epochs, settings, seed, callbacks, verbose), 0.0
     wall = time.perf_counter() - start
     images_seen = epochs * split.training_images + split.validation_images * epochs
     return TrainingResult(history=history, wall_time_s=wall, fast_path=bool(prefix),
@@ -113,17 +114,23 @@ def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10
                           images_per_second=images_seen / wall if wall else 0.0)
 
 
-def _train_on_images(model, split, image_size, epochs, global_batch, seed, callbacks, verbose):
+def _train_on_images(model, split, image_size, epochs, settings, seed, callbacks, verbose):
+    global_batch = settings.global_batch_size
     training = flowers_data.get_training_dataset(split.training_shards, image_size, global_batch, seed,
+                                                 drop_remainder=settings.drop_remainder,
                                                  exclude_shards=split.validation_shards)
     validation = flowers_data.get_validation_dataset(split.validation_shards, image_size, global_batch)
+    if settings.batch_multiple > 1:  # every batch must split evenly over the devices
+        usable = split.validation_images - split.validation_images % settings.batch_multiple
+        validation = validation.unbatch().take(usable).batch(global_batch)
     history = model.fit(training, steps_per_epoch=split.steps_per_epoch(global_batch), epochs=epochs,
                         validation_data=validation, callbacks=callbacks, verbose=verbose)
     return history.history
 
 
-def _train_head_on_features(model, prefix, split, image_size, epochs, global_batch,
+def _train_head_on_features(model, prefix, split, image_size, epochs, settings,
                             accelerator, callbacks, verbose):
+    global_batch = settings.global_batch_size
     with _scope(accelerator):
         extractor = keras.Sequential([keras.Input(model.input_shape[1:]), *model.layers[:prefix]])
     start = time.perf_counter()
@@ -133,12 +140,26 @@ def _train_head_on_features(model, prefix, split, image_size, epochs, global_bat
     val_x, val_y = extract_features(
         extractor, flowers_data.load_dataset(split.validation_shards, image_size, ordered=True), global_batch)
     feature_time = time.perf_counter() - start
+    train_x, train_y = _whole_batches(train_x, train_y, global_batch if settings.drop_remainder
+                                      else settings.batch_multiple)
+    val_x, val_y = _whole_batches(val_x, val_y, settings.batch_multiple)
     with _scope(accelerator):
         head = keras.Sequential([keras.Input(train_x.shape[1:]), *model.layers[prefix:]])
-        head.compile_from_config(model.get_compile_config())
+        head.compile_from_config({**model.get_compile_config(),
+                                  "steps_per_execution": settings.steps_per_execution})
     history = head.fit(train_x, train_y, batch_size=global_batch, epochs=epochs, shuffle=True,
                        validation_data=(val_x, val_y), callbacks=callbacks, verbose=verbose)
     return history.history, feature_time
+
+
+def _whole_batches(features: np.ndarray, labels: np.ndarray, multiple: int):
+    """Keep the largest count of examples that is a multiple of `multiple`.
+
+    Drops at most `multiple - 1` examples: TPUs need full batches, and JAX's
+    DataParallel splits every batch evenly over its devices.
+    """
+    usable = len(labels) - len(labels) % multiple
+    return features[:usable], labels[:usable]
 
 
 def _scope(accelerator):

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import data as flowers_data
 from .accelerator import training_settings
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .plots import confusion_matrix
 
 # Layers that are deterministic at training time and own no trainable weights
@@ -70,6 +70,9 @@ def extract_features(extractor: keras.Model, dataset, batch_size: int) -> Tuple[
     for images, batch_labels in dataset.batch(batch_size).as_numpy_iterator():
         features.append(np.asarray(extractor.predict_on_batch(images), dtype=np.float16))
         labels.append(batch_labels)
+    if not features:
+        raise DataError("no image to compute features for: the shards are empty, or every training "
+                        "photo is also a validation photo. Add photos or choose other shards.")
     return np.concatenate(features), np.concatenate(labels)
 
 

@@ -205,15 +205,17 @@ def find_bad_record(shards: Sequence[str], image_size=DEFAULT_IMAGE_SIZE,
         except tf.errors.DataLossError as error:
             return (f"shard '{shard}' is truncated or corrupted after record {position - 1} "
                     f"({_first_line(error)}). Copy or convert it again, or remove it from the pattern.")
-        except tf.errors.OpError as error:
+        except (tf.errors.OpError, UnicodeDecodeError) as error:
             return (f"record {position} of shard '{shard}' is not a valid flowers record: "
                     f"{_first_line(error)}. Records need 'image' (JPEG bytes) and 'class' "
                     f"(0..{num_classes - 1}); make shards with `flowers-tl convert`.")
     return None
 
 
-def _first_line(error: tf.errors.OpError) -> str:
+def _first_line(error) -> str:
     """The useful first line of a TensorFlow error, without its '{{function_node ...}}' prefix."""
+    if isinstance(error, UnicodeDecodeError):  # TensorFlow's message quoted undecodable bytes
+        return "it cannot be parsed as a tf.train.Example"
     line = (error.message.strip().splitlines() or [type(error).__name__])[0]
     line = line.replace("\\'", "'").replace('\\"', '"')
     line = re.sub(r"^\{\{[^}]*\}\}\s*|^Expected .* to be true\. Summarized data: b?", "", line)
@@ -229,7 +231,8 @@ def reading(shards: Sequence[str], image_size=DEFAULT_IMAGE_SIZE):
     """
     try:
         yield
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.NotFoundError,
+            UnicodeDecodeError):  # the last: TensorFlow's message quoted bytes that are not UTF-8
         problem = find_bad_record(shards, image_size)
         if problem is None:
             raise

@@ -62,6 +62,8 @@ WRONG_LOSS = "The loss '{loss}' is not a classification loss: use loss='sparse_c
 LOSS_FROM_LOGITS = ("The loss uses from_logits=True, but the last layer already applies softmax: "
                     "use loss='sparse_categorical_crossentropy' (from_logits=False).")
 NO_ACCURACY = "The model has no accuracy metric: compile it with metrics=['accuracy'] to see how often it is right."
+USING_SOLUTION = ("Using the course's solution for now, so that the next cells run; "
+                  "finish the exercise to train your own model.")
 NOT_IN_SCOPE = ("The model was not built inside the accelerator's scope, so it would not train on all "
                 "{replicas} replicas: create pretrained_model and the Sequential model in `with accelerator.scope():`.")
 
@@ -293,8 +295,7 @@ class ModelExercise:
         """`model`, or while it is still a blank, the course's solution model (so the cells below run)."""
         if not is_blank(model):
             return model
-        print("Using the course's solution for now, so that the next cells run; "
-              "finish the exercise to train your own model.")
+        print(USING_SOLUTION)
         import keras
 
         namespace = {"keras": keras, "ftl": _package(), "accelerator": accelerator,

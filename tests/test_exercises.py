@@ -1,0 +1,191 @@
+"""The exercise checks on real Keras models: the solution passes, each typical mistake gets its sentence."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import pytest
+
+import flowers_tl as ftl
+from flowers_tl import exercises as ex
+from flowers_tl.exercises import ____
+
+SIZE = [96, 96]  # small inputs keep MobileNetV2 fast; the checks do not depend on the size
+CLASSES = ftl.CLASSES
+
+
+def run_solution(exercise, accelerator=None):
+    """Execute the exercise's solution code exactly as the notebook does; return its `model`."""
+    namespace = {"keras": keras, "ftl": ftl, "IMAGE_SIZE": SIZE, "CLASSES": CLASSES,
+                 "accelerator": accelerator or ftl.detect_accelerator(verbose=False)}
+    exec(exercise.solution_code, namespace)
+    return namespace["model"]
+
+
+def transfer(include_top=False, trainable=False, rescale="minus1_1", pooling="flatten", units=5,
+             activation="softmax", compile=True, loss="sparse_categorical_crossentropy",
+             metrics=("accuracy",)):
+    """The transfer-learning model with one thing changed (random weights: only structure is checked)."""
+    backbone = keras.applications.MobileNetV2(input_shape=[*SIZE, 3], include_top=include_top, weights=None)
+    backbone.trainable = trainable
+    preprocessing = {"minus1_1": [keras.layers.Rescaling(1 / 127.5, offset=-1)],
+                     "0_1": [keras.layers.Rescaling(1 / 255)],
+                     "none": [],
+                     "preprocess_input": [keras.layers.Lambda(keras.applications.mobilenet_v2.preprocess_input)]}
+    head = {"flatten": [keras.layers.Flatten()], "gap": [keras.layers.GlobalAveragePooling2D()],
+            "none": []}
+    model = keras.Sequential([keras.Input(shape=[*SIZE, 3]), *preprocessing[rescale], backbone,
+                              *(head[pooling] if not include_top else []),
+                              keras.layers.Dense(units, activation=activation)])
+    if compile:
+        model.compile(optimizer="adam", loss=loss, metrics=list(metrics))
+    return model
+
+
+def test_transfer_solution_is_correct_with_the_real_weights():
+    model = run_solution(ex.transfer_model)
+    assert ex.transfer_model.evaluate(model) == ex.CORRECT.format(what=ex.transfer_model.what)
+
+
+@pytest.mark.parametrize("model", [lambda: transfer(pooling="gap"), lambda: transfer(rescale="preprocess_input"),
+                                   lambda: transfer(loss=keras.losses.SparseCategoricalCrossentropy(),
+                                                    metrics=[keras.metrics.SparseCategoricalAccuracy()])],
+                         ids=["global-average-pooling", "preprocess_input", "loss-and-metric-objects"])
+def test_transfer_accepts_equivalent_answers(model):
+    assert ex.transfer_model.evaluate(model()).startswith("Correct")
+
+
+MISTAKES = {
+    "include_top": (lambda: transfer(include_top=True), ex.INCLUDE_TOP),
+    "trainable": (lambda: transfer(trainable=True), ex.BACKBONE_TRAINABLE),
+    "not-rescaled": (lambda: transfer(rescale="none"), ex.NOT_RESCALED.format(low=0, high=255)),
+    "divided-by-255": (lambda: transfer(rescale="0_1"), ex.NOT_RESCALED.format(low=0, high=1)),
+    "no-flatten": (lambda: transfer(pooling="none"), ex.MISSING_FLATTEN.format(shape=(None, 3, 3, 5))),
+    "units": (lambda: transfer(units=1000), ex.WRONG_UNITS.format(units=1000, classes=5)),
+    "activation": (lambda: transfer(activation="relu"), ex.WRONG_ACTIVATION.format(activation="relu")),
+    "no-activation": (lambda: transfer(activation=None), ex.WRONG_ACTIVATION.format(activation="linear")),
+    "not-compiled": (lambda: transfer(compile=False), ex.NOT_COMPILED),
+    "one-hot-loss": (lambda: transfer(loss="categorical_crossentropy"),
+                     ex.LOSS_NOT_SPARSE.format(loss="categorical_crossentropy")),
+    "one-hot-loss-object": (lambda: transfer(loss=keras.losses.CategoricalCrossentropy()),
+                            ex.LOSS_NOT_SPARSE.format(loss="CategoricalCrossentropy")),
+    "regression-loss": (lambda: transfer(loss="mse"), ex.WRONG_LOSS.format(loss="mse")),
+    "from-logits": (lambda: transfer(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
+                    ex.LOSS_FROM_LOGITS),
+    "no-accuracy": (lambda: transfer(metrics=()), ex.NO_ACCURACY),
+    "no-backbone": (lambda: run_solution(ex.baseline_model), ex.NO_BACKBONE),
+    "blank": (lambda: ____, ex.NOT_ATTEMPTED),
+    "not-a-model": (lambda: [keras.layers.Flatten()], ex.NOT_A_MODEL.format(kind="list")),
+}
+
+
+@pytest.mark.parametrize("name", MISTAKES)
+def test_transfer_mistake_gets_its_sentence(name, capsys):
+    build, expected = MISTAKES[name]
+    ex.transfer_model.check(build())
+    assert capsys.readouterr().out.strip() == expected
+
+
+def test_baseline_solution_and_mistakes():
+    baseline = ex.baseline_model
+    assert baseline.evaluate(run_solution(baseline)) == ex.CORRECT.format(what=baseline.what)
+    assert baseline.evaluate(____) == ex.NOT_ATTEMPTED
+
+    def single_layer(flatten=True, activation="softmax", loss="sparse_categorical_crossentropy"):
+        model = keras.Sequential([keras.Input(shape=[*SIZE, 3]), *([keras.layers.Flatten()] if flatten else []),
+                                  keras.layers.Dense(5, activation=activation)])
+        model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+        return model
+
+    assert baseline.evaluate(single_layer()).startswith("Correct")  # raw pixels are allowed here
+    assert baseline.evaluate(single_layer(flatten=False)) == ex.MISSING_FLATTEN.format(shape=(None, 96, 96, 5))
+    assert baseline.evaluate(single_layer(activation="sigmoid")) == ex.WRONG_ACTIVATION.format(activation="sigmoid")
+    assert baseline.evaluate(single_layer(loss="categorical_crossentropy")) == \
+        ex.LOSS_NOT_SPARSE.format(loss="categorical_crossentropy")
+
+
+def test_hint_and_solution_print_text(capsys):
+    ex.transfer_model.hint()
+    assert "include_top=False" in capsys.readouterr().out
+    ex.transfer_model.solution()
+    assert ex.transfer_model.solution_code in capsys.readouterr().out
+
+
+def test_blank_lets_a_half_filled_cell_run_but_not_decide():
+    """The playground's stub runs with blanks; using a blank as a value says what to do."""
+    accelerator = ftl.detect_accelerator(verbose=False)
+    namespace = {"____": ____, "keras": keras, "ftl": ftl, "IMAGE_SIZE": SIZE, "accelerator": accelerator}
+    exec(ex.transfer_model.stub, namespace)
+    assert ex.is_blank(namespace["model"])
+    with pytest.raises(ex.BlankError, match="replace it"):
+        bool(____)
+    with pytest.raises(ex.BlankError):
+        keras.layers.Flatten().trainable = ____
+    assert repr(____) == "____"
+
+
+def test_or_solution_replaces_only_a_blank(capsys):
+    accelerator = ftl.detect_accelerator(verbose=False)
+    model = ex.transfer_model.or_solution(____, accelerator, SIZE)
+    assert "solution" in capsys.readouterr().out
+    assert ex.transfer_model.evaluate(model, accelerator).startswith("Correct")
+    mine = transfer(units=3)
+    assert ex.transfer_model.or_solution(mine, accelerator, SIZE) is mine
+
+
+def test_course_pace_quick_mode_uses_a_few_real_shards(real_data_pattern, monkeypatch):
+    monkeypatch.delenv(ex.FAST_ENV_VARIABLE, raising=False)
+    assert ex.course_pace() == ex.FULL_PACE and ex.FULL_PACE.epochs >= 5
+    split = ftl.split_shards(real_data_pattern)
+    assert ex.FULL_PACE.data(split) is split
+    monkeypatch.setenv(ex.FAST_ENV_VARIABLE, "1")
+    pace = ex.course_pace()
+    assert pace.fast and pace.epochs == 1
+    quick = pace.data(split)
+    assert quick.training_shards == split.training_shards[:1]
+    assert quick.validation_shards == split.validation_shards[:1]
+    assert 0 < quick.training_images < split.training_images
+    assert not set(quick.training_shards) & set(quick.validation_shards)
+
+
+SCOPE_SCRIPT = textwrap.dedent("""
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    import flowers_tl as ftl
+    from flowers_tl import exercises as ex
+
+    accelerator = ftl.detect_accelerator(verbose=False)
+    assert accelerator.replicas == 2, accelerator
+    namespace = {"keras": keras, "ftl": ftl, "IMAGE_SIZE": [96, 96], "CLASSES": ftl.CLASSES,
+                 "accelerator": accelerator}
+    exec(ex.transfer_model.solution_code, namespace)
+    print("IN_SCOPE:", ex.transfer_model.evaluate(namespace["model"], accelerator))
+
+    outside = ex.transfer_model.solution_code.replace("with accelerator.scope():", "if True:")
+    exec(outside, namespace)
+    print("OUTSIDE:", ex.transfer_model.evaluate(namespace["model"], accelerator))
+
+    # the backbone made outside the scope, the Sequential inside: its variables are not mirrored
+    backbone = keras.applications.MobileNetV2(input_shape=[96, 96, 3], include_top=False, weights=None)
+    backbone.trainable = False
+    with accelerator.scope():
+        model = keras.Sequential([keras.Input(shape=[96, 96, 3]), keras.layers.Rescaling(1 / 127.5, offset=-1),
+                                  backbone, keras.layers.Flatten(), keras.layers.Dense(5, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    print("BACKBONE_OUTSIDE:", ex.transfer_model.evaluate(model, accelerator))
+""")
+
+
+def test_scope_check_with_a_real_mirrored_strategy_on_two_cpus():
+    """Logical devices must be set before TensorFlow starts, hence a fresh interpreter."""
+    result = subprocess.run([sys.executable, "-c", SCOPE_SCRIPT], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
+    assert lines["IN_SCOPE"] == ex.CORRECT.format(what=ex.transfer_model.what)
+    assert lines["OUTSIDE"] == ex.NOT_IN_SCOPE.format(replicas=2)
+    assert lines["BACKBONE_OUTSIDE"] == ex.NOT_IN_SCOPE.format(replicas=2)

@@ -169,6 +169,14 @@ def test_wrong_schema_stops_training(tmp_path, tiny_model):
         training.train(tiny_model, data.split_shards(pattern, 1), epochs=1, batch_size=4, verbose=0)
 
 
+def test_training_shards_that_only_repeat_validation_photos(tmp_path, tiny_model):
+    pattern = small_shards(str(tmp_path), count=2)
+    shutil.copy(tmp_path / "flowers00-4.tfrec", tmp_path / "flowers01-4.tfrec")  # a copy, renamed
+    with pytest.raises(DataError, match=r"no image to compute features for: .* every training photo is "
+                                        r"also a validation photo"):
+        training.train(tiny_model, data.split_shards(pattern, 1), epochs=1, batch_size=4, verbose=0)
+
+
 def test_mixed_sizes_and_grayscale_records_simply_work(tmp_path, tiny_model):
     shard = tmp_path / "flowers00-4.tfrec"
     write_shard(shard, [{"image": jpeg_bytes(40, 60), "class": 0},

@@ -69,6 +69,7 @@ def make_photo_folder(root, pattern, samples_dir):
         "tulips/zero_bytes.jpg": "skipped",
         "sunflowers/notes.jpg": "skipped",
         "sunflowers/README.txt": "skipped",
+        "list.txt": "skipped",
     }
     _save(photo, os.path.join(root, "daisy/original.jpg"), quality=95)
     _save(photo, os.path.join(root, "daisy/as_png.png"))
@@ -88,6 +89,8 @@ def make_photo_folder(root, pattern, samples_dir):
         handle.write("these are my notes, not a photo\n")
     with open(os.path.join(root, "sunflowers/README.txt"), "w") as handle:
         handle.write("photos taken in May\n")
+    with open(os.path.join(root, "list.txt"), "w") as handle:  # not inside a class folder
+        handle.write("daisy, roses\n")
     open(os.path.join(root, ".DS_Store"), "wb").close()  # hidden: ignored silently
     return special
 
@@ -122,9 +125,10 @@ def test_folder_report_counts_classes_and_names_skipped_files(photo_folder, conv
     assert "zero-byte" in skipped["tulips/zero_bytes.jpg"]
     assert "not a picture" in skipped["sunflowers/notes.jpg"]
     assert "not a picture file name" in skipped["sunflowers/README.txt"]
+    assert skipped["list.txt"] == "not inside a class folder"
     text = str(report)
     assert f"Wrote {report.images} images of {SIZE}x{SIZE} in 3 shard(s)" in text
-    assert "tulips/truncated.jpg" in text and "Skipped 4 file(s)" in text
+    assert "tulips/truncated.jpg" in text and "Skipped 5 file(s)" in text
 
 
 def test_shards_follow_the_course_schema_and_names(converted):

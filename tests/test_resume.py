@@ -99,7 +99,7 @@ def test_fast_path_resumes_too(real_data_pattern, weights_path, tmp_path):
     split = data.split_shards(real_data_pattern.replace("*.tfrec", "flowers0[0-1]-*.tfrec"), 1)
 
     def fresh_model():
-        model = flowers_model.build_model(32, weights=weights_path)
+        model = flowers_model.build_model(64, weights=weights_path)
         return flowers_model.compile_model(model)
 
     backup = str(tmp_path / "backup")

@@ -1,0 +1,94 @@
+"""The data module on shards the tests write themselves, and on the real shards."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import jpeg_bytes, write_shard
+from flowers_tl import data
+from flowers_tl.errors import DataError
+
+
+@pytest.fixture()
+def small_shards(tmp_path):
+    """5 shards named flowersNN-COUNT.tfrec, 4 records each, of mixed sizes and classes."""
+    for shard in range(5):
+        records = [{"image": jpeg_bytes(30 + 10 * i, 50, (40 * i, 100, 200)), "class": (shard + i) % 5}
+                   for i in range(4)]
+        write_shard(tmp_path / f"flowers{shard:02d}-4.tfrec", records)
+    return str(tmp_path / "*.tfrec")
+
+
+def test_schema_round_trip_resizes_to_static_shape(small_shards):
+    dataset = data.load_dataset(data.list_shards(small_shards), image_size=64, ordered=True)
+    assert dataset.element_spec[0].shape.as_list() == [64, 64, 3]
+    images, labels = zip(*[(i.numpy(), int(l.numpy())) for i, l in dataset])
+    assert len(images) == 20
+    assert all(image.shape == (64, 64, 3) and image.dtype == np.float32 for image in images)
+    assert 0 <= min(float(i.min()) for i in images) and max(float(i.max()) for i in images) <= 255
+    assert sorted(set(labels)) == [0, 1, 2, 3, 4]
+    # The solid colour survives decode + resize (JPEG is lossy: allow a few levels).
+    np.testing.assert_allclose(images[0][32, 32], [0, 100, 200], atol=8)
+
+
+def test_counts_come_from_names_or_from_records(tmp_path, small_shards):
+    shards = data.list_shards(small_shards)
+    assert data.count_images(shards) == 20
+    unnamed = tmp_path / "other.tfrec"
+    write_shard(unnamed, [{"image": jpeg_bytes(), "class": 1}] * 3)
+    assert data.count_images([str(unnamed)]) == 3
+
+
+def test_split_uses_first_shards_for_validation_without_overlap(small_shards):
+    split = data.split_shards(small_shards, validation_shards=2)
+    assert [os.path.basename(s) for s in split.validation_shards] == ["flowers00-4.tfrec", "flowers01-4.tfrec"]
+    assert not set(split.validation_shards) & set(split.training_shards)
+    assert len(split.training_shards) == 3
+    assert (split.training_images, split.validation_images) == (12, 8)
+    assert split.steps_per_epoch(5) == 2
+
+
+@pytest.mark.parametrize("validation_shards", [0, 5, 9])
+def test_split_rejects_impossible_validation_counts(small_shards, validation_shards):
+    with pytest.raises(DataError, match="validation_shards"):
+        data.split_shards(small_shards, validation_shards)
+
+
+def test_no_match_and_folder_get_clear_errors(tmp_path):
+    with pytest.raises(DataError, match="no TFRecord file matches"):
+        data.list_shards(str(tmp_path / "nothing-*.tfrec"))
+    with pytest.raises(DataError, match="is a folder"):
+        data.list_shards(str(tmp_path))
+
+
+def test_environment_variable_overrides_default(monkeypatch, small_shards):
+    monkeypatch.setenv("FLOWERS_TL_DATA", small_shards)
+    assert data.data_pattern() == small_shards
+    monkeypatch.delenv("FLOWERS_TL_DATA")
+    assert data.data_pattern() == data.DEFAULT_DATA_PATTERN
+    assert data.data_pattern("x/*.tfrec") == "x/*.tfrec"
+
+
+def test_training_pipeline_repeats_shuffles_and_batches(small_shards):
+    split = data.split_shards(small_shards, validation_shards=1)
+    training = data.get_training_dataset(split.training_shards, 32, batch_size=6, seed=3,
+                                         drop_remainder=True)
+    assert training.element_spec[0].shape.as_list() == [6, 32, 32, 3]
+    batches = list(training.take(5))  # 30 images from 16: the dataset repeats
+    assert len(batches) == 5
+    again = list(data.get_training_dataset(split.training_shards, 32, 6, seed=3, drop_remainder=True).take(5))
+    for (a, la), (b, lb) in zip(batches, again):  # a seed makes the order repeatable
+        np.testing.assert_array_equal(la.numpy(), lb.numpy())
+    validation = data.get_validation_dataset(split.validation_shards, 32, batch_size=3)
+    assert sum(int(x.shape[0]) for x, _ in validation) == 4
+
+
+def test_real_shards_split_and_counts(real_data_pattern):
+    split = data.split_shards(real_data_pattern)
+    assert len(split.validation_shards) == 3 and len(split.training_shards) == 13
+    assert split.training_images + split.validation_images == 3483
+    image, label = next(iter(data.load_dataset(split.validation_shards[:1], 192)))
+    assert image.shape == (192, 192, 3) and 0 <= int(label) < 5
+    assert float(tf.math.reduce_std(image)) > 10  # a real photo, not a blank

@@ -10,6 +10,7 @@ the plain `model.fit` on images instead; both give the same results within noise
 """
 
 import dataclasses
+import hashlib
 import math
 import time
 from typing import List, Optional, Tuple
@@ -150,11 +151,7 @@ def _train_head_on_features(model, prefix, split, image_size, epochs, settings,
     with _scope(accelerator):
         extractor = keras.Sequential([keras.Input(model.input_shape[1:]), *model.layers[:prefix]])
     start = time.perf_counter()
-    train_x, train_y = extract_features(
-        extractor, flowers_data.load_dataset(split.training_shards, image_size, ordered=True,
-                                             exclude_shards=split.validation_shards), global_batch)
-    val_x, val_y = extract_features(
-        extractor, flowers_data.load_dataset(split.validation_shards, image_size, ordered=True), global_batch)
+    train_x, train_y, val_x, val_y = cached_features(extractor, split, image_size)
     feature_time = time.perf_counter() - start
     train_x, train_y = _whole_batches(train_x, train_y, global_batch if settings.drop_remainder
                                       else settings.batch_multiple)
@@ -163,9 +160,60 @@ def _train_head_on_features(model, prefix, split, image_size, epochs, settings,
         head = keras.Sequential([keras.Input(train_x.shape[1:]), *model.layers[prefix:]])
         head.compile_from_config({**model.get_compile_config(),
                                   "steps_per_execution": settings.steps_per_execution})
-    history = head.fit(train_x, train_y, batch_size=global_batch, epochs=epochs, shuffle=True,
-                       validation_data=(val_x, val_y), callbacks=callbacks, verbose=verbose)
+    history = head.fit(feature_batches(train_x, train_y, global_batch, shuffle=True), epochs=epochs,
+                       validation_data=feature_batches(val_x, val_y, global_batch),
+                       callbacks=callbacks, verbose=verbose)
     return history.history, feature_time
+
+
+# One set of features at a time (a few hundred MB): the last frozen prefix, shards and size.
+_FEATURE_CACHE: dict = {}
+FEATURE_BATCH_SIZE = 32  # small batches keep the backbone's activations, and peak memory, low
+
+
+def cached_features(extractor: keras.Model, split: flowers_data.DataSplit, image_size):
+    """Training and validation features of `extractor`, computed once and reused.
+
+    Notebook cells that train several heads on the same frozen backbone (Flatten,
+    GlobalAveragePooling, an extra Dense layer) then skip the backbone entirely.
+    """
+    key = (_weights_fingerprint(extractor), split.training_shards, split.validation_shards,
+           flowers_data.image_size_pair(image_size))
+    if key not in _FEATURE_CACHE:
+        _FEATURE_CACHE.clear()
+        train_x, train_y = extract_features(
+            extractor, flowers_data.load_dataset(split.training_shards, image_size, ordered=True,
+                                                 exclude_shards=split.validation_shards),
+            FEATURE_BATCH_SIZE)
+        val_x, val_y = extract_features(
+            extractor, flowers_data.load_dataset(split.validation_shards, image_size, ordered=True),
+            FEATURE_BATCH_SIZE)
+        _FEATURE_CACHE[key] = (train_x, train_y, val_x, val_y)
+    return _FEATURE_CACHE[key]
+
+
+def _weights_fingerprint(extractor: keras.Model) -> str:
+    """A hash of the layers' kinds, settings and weights: equal only for the same frozen prefix."""
+    digest = hashlib.sha256()
+    for layer in extractor.layers:
+        digest.update(f"{type(layer).__name__}{layer.get_config() if not layer.weights else ''}".encode())
+        for weight in layer.weights:
+            digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()
+
+
+def feature_batches(features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool = False):
+    """Batches of float32 features from a float16 array, without a float32 copy of the whole array."""
+    import tensorflow as tf
+
+    table = tf.constant(features)
+    classes = tf.constant(labels)
+    indices = tf.data.Dataset.range(len(labels))
+    if shuffle:
+        indices = indices.shuffle(len(labels), reshuffle_each_iteration=True)
+    return indices.batch(batch_size).map(
+        lambda index: (tf.cast(tf.gather(table, index), tf.float32), tf.gather(classes, index)),
+        num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def _whole_batches(features: np.ndarray, labels: np.ndarray, multiple: int):

@@ -101,7 +101,8 @@ def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10
         batch_size: per replica; the global batch is `accelerator.global_batch_size(batch_size)`.
         image_size: defaults to the model's input size.
         seed: makes shuffling and initialisation repeatable on one machine.
-        fast: precompute the frozen backbone's features once when possible.
+        fast: precompute the frozen backbone's features once when possible (not across
+            several workers: `_train_multi_worker` trains on images).
         cosine_decay: lower the optimizer's learning rate along a cosine, epoch by
             epoch, from the compiled value towards zero (steadier final accuracy).
     """
@@ -112,13 +113,17 @@ def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10
         keras.utils.set_random_seed(seed)
     image_size = image_size or tuple(model.input_shape[1:3])
     settings = training_settings(accelerator, batch_size)
-    prefix = frozen_prefix_length(model) if fast else 0
+    multi_worker = _is_multi_worker(accelerator)
+    prefix = frozen_prefix_length(model) if fast and not multi_worker else 0
     if cosine_decay:
         callbacks = [*(callbacks or []), cosine_learning_rate(model.optimizer, epochs)]
     start = time.perf_counter()
     all_shards = split.validation_shards + split.training_shards
     with flowers_data.reading(all_shards, image_size):  # a bad shard stops training, by name
-        if prefix:
+        if multi_worker:
+            history, feature_time = _train_multi_worker(
+                model, split, image_size, epochs, settings, accelerator, seed, callbacks, verbose), 0.0
+        elif prefix:
             history, feature_time = _train_head_on_features(
                 model, prefix, split, image_size, epochs, settings, accelerator, callbacks, verbose)
         else:
@@ -142,6 +147,111 @@ def _train_on_images(model, split, image_size, epochs, settings, seed, callbacks
         validation = validation.unbatch().take(usable).batch(global_batch)
     history = model.fit(training, steps_per_epoch=split.steps_per_epoch(global_batch), epochs=epochs,
                         validation_data=validation, callbacks=callbacks, verbose=verbose)
+    return history.history
+
+
+def _is_multi_worker(accelerator) -> bool:
+    """True when training spans several machines: a MultiWorkerMirroredStrategy from TF_CONFIG."""
+    if accelerator is None or accelerator.backend != "tensorflow" or accelerator.strategy is None:
+        return False
+    import tensorflow as tf
+
+    return isinstance(accelerator.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def _train_multi_worker(model, split, image_size, epochs, settings, accelerator, seed,
+                        callbacks, verbose):
+    """Train on images over all workers with a small custom loop; return the Keras-style history.
+
+    Keras 3's `model.fit` fails under MultiWorkerMirroredStrategy (it reduces a tuple of
+    per-replica batches while building the model: keras-team/keras#20585,
+    tensorflow/tensorflow#72388), so this loop does fit's work. Each worker reads its own
+    training shards (shard i, i + workers, ...) and its own validation batches. Every
+    replica's loss is averaged over the global batch (`tf.nn.compute_average_loss`) and
+    the optimizer sums the gradients of all replicas, so every worker applies the same
+    update. Loss and accuracy are summed over all workers. Callbacks (the cosine learning
+    rate, loggers, early stopping) are called as fit calls them.
+    """
+    import tensorflow as tf
+
+    strategy = accelerator.strategy
+    global_batch = settings.global_batch_size
+    loss_of_each = keras.losses.get(model.loss)  # per-example loss, e.g. cross-entropy
+
+    def training_batches(context):
+        workers, worker = context.num_input_pipelines, context.input_pipeline_id
+        if len(split.training_shards) < workers:
+            raise ConfigError(f"{workers} workers need at least {workers} training shards (each "
+                              f"worker reads its own), got {len(split.training_shards)}: use more "
+                              "shards or fewer validation shards.")
+        return flowers_data.get_training_dataset(
+            split.training_shards[worker::workers], image_size,
+            context.get_per_replica_batch_size(global_batch), seed, drop_remainder=True,
+            exclude_shards=split.validation_shards)
+
+    def validation_batches(context):
+        batches = flowers_data.get_validation_dataset(
+            split.validation_shards, image_size, context.get_per_replica_batch_size(global_batch))
+        return batches.shard(context.num_input_pipelines, context.input_pipeline_id)
+
+    def totals(labels, probabilities, losses):
+        """[summed loss, correct predictions, examples] of one replica's batch."""
+        predicted = tf.argmax(probabilities, axis=-1, output_type=labels.dtype)
+        correct = tf.reduce_sum(tf.cast(tf.equal(predicted, labels), tf.float32))
+        return tf.stack([tf.reduce_sum(losses), correct, tf.cast(tf.size(labels), tf.float32)])
+
+    def train_replica(images, labels):
+        with tf.GradientTape() as tape:
+            probabilities = model(images, training=True)
+            losses = loss_of_each(labels, probabilities)
+            loss = tf.nn.compute_average_loss(losses, global_batch_size=global_batch)
+            if model.losses:  # weight regularizers, if any
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        gradients = tape.gradient(loss, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return totals(labels, probabilities, losses)
+
+    def validate_replica(images, labels):
+        probabilities = model(images, training=False)
+        return totals(labels, probabilities, loss_of_each(labels, probabilities))
+
+    @tf.function
+    def train_step(iterator):
+        return strategy.reduce("SUM", strategy.run(train_replica, args=next(iterator)), axis=None)
+
+    @tf.function
+    def validate_step(batch):
+        return strategy.reduce("SUM", strategy.run(validate_replica, args=batch), axis=None)
+
+    def means(sums, prefix=""):
+        return {f"{prefix}loss": float(sums[0] / sums[2]), f"{prefix}accuracy": float(sums[1] / sums[2])}
+
+    training = iter(strategy.distribute_datasets_from_function(training_batches))
+    validation = strategy.distribute_datasets_from_function(validation_batches)
+    if not model.optimizer.built:  # its variables are made here, not inside the step
+        with _scope(accelerator):
+            model.optimizer.build(model.trainable_variables)
+    steps = split.steps_per_epoch(global_batch)
+    verbose = 1 if verbose == "auto" else verbose
+    history = keras.callbacks.History()
+    callback_list = keras.callbacks.CallbackList(
+        [*(callbacks or []), history], add_progbar=verbose != 0, model=model,
+        verbose=verbose, epochs=epochs, steps=steps)
+    model.stop_training = False
+    callback_list.on_train_begin()
+    for epoch in range(epochs):
+        callback_list.on_epoch_begin(epoch)
+        sums = np.zeros(3)
+        for step in range(steps):
+            callback_list.on_train_batch_begin(step)
+            sums += train_step(training).numpy()
+            callback_list.on_train_batch_end(step, means(sums))
+        logs = means(sums)
+        logs.update(means(sum(validate_step(batch).numpy() for batch in validation), "val_"))
+        callback_list.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callback_list.on_train_end(logs)
     return history.history
 
 

@@ -237,9 +237,10 @@ def _train_multi_worker(model, split, image_size, epochs, settings, accelerator,
     callback_list = keras.callbacks.CallbackList(
         [*(callbacks or []), history], add_progbar=verbose != 0, model=model,
         verbose=verbose, epochs=epochs, steps=steps)
-    model.stop_training = False
+    model.stop_training, logs = False, {}
     callback_list.on_train_begin()
-    for epoch in range(epochs):
+    first_epoch = getattr(model, "_initial_epoch", None) or 0  # set by BackupAndRestore, as in fit
+    for epoch in range(first_epoch, epochs):
         callback_list.on_epoch_begin(epoch)
         sums = np.zeros(3)
         for step in range(steps):

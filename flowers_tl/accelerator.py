@@ -71,6 +71,14 @@ class Accelerator:
         return self.describe()
 
 
+def accelerator_scope(accelerator: Optional[Accelerator]):
+    """A fresh `accelerator.scope()`, or a no-op context when there is no accelerator.
+
+    Fresh for each use: a strategy's scope object cannot be entered twice.
+    """
+    return accelerator.scope() if accelerator is not None else contextlib.nullcontext()
+
+
 def detect_accelerator(verbose: bool = True) -> Accelerator:
     """Return the best accelerator for the current Keras backend and print it.
 

@@ -10,6 +10,7 @@ from typing import Optional
 
 import keras
 
+from .accelerator import accelerator_scope
 from .data import CLASSES, image_size_pair
 from .errors import ConfigError, WeightsError
 
@@ -97,14 +98,13 @@ def build_model(image_size=192, num_classes: int = len(CLASSES), head: str = "fl
     """Raw pixels -> [-1, 1] -> frozen MobileNetV2 -> head -> class probabilities.
 
     The defaults (feature flips, dropout 0.5) regularise the Flatten head, which
-    otherwise overfits its 46,080 inputs per image; see benchmarks/README numbers.
+    otherwise overfits its 46,080 inputs per image; see the README's Benchmark section.
     Build it inside `accelerator.scope()` (done for you when `accelerator` is given).
     """
     if num_classes < 2:
         raise ConfigError(f"num_classes must be at least 2, got {num_classes}")
     height, width = image_size_pair(image_size)
-    scope = accelerator.scope() if accelerator is not None else _null_scope()
-    with scope:
+    with accelerator_scope(accelerator):
         backbone = load_backbone((height, width), weights)
         model = keras.Sequential(
             [keras.Input(shape=(height, width, 3), name="pixels_0_255"),
@@ -128,8 +128,3 @@ def compile_model(model: keras.Model, learning_rate=3e-4, accelerator=None) -> k
                   steps_per_execution=training_settings(accelerator).steps_per_execution)
     return model
 
-
-def _null_scope():
-    import contextlib
-
-    return contextlib.nullcontext()

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from . import data as flowers_data
-from .accelerator import training_settings
+from .accelerator import accelerator_scope, training_settings
 from .errors import ConfigError, DataError
 from .plots import confusion_matrix
 
@@ -229,7 +229,7 @@ def _train_multi_worker(model, split, image_size, epochs, settings, accelerator,
     training = iter(strategy.distribute_datasets_from_function(training_batches))
     validation = strategy.distribute_datasets_from_function(validation_batches)
     if not model.optimizer.built:  # its variables are made here, not inside the step
-        with _scope(accelerator):
+        with accelerator_scope(accelerator):
             model.optimizer.build(model.trainable_variables)
     steps = split.steps_per_epoch(global_batch)
     verbose = 1 if verbose == "auto" else verbose
@@ -259,7 +259,7 @@ def _train_multi_worker(model, split, image_size, epochs, settings, accelerator,
 def _train_head_on_features(model, prefix, split, image_size, epochs, settings,
                             accelerator, callbacks, verbose):
     global_batch = settings.global_batch_size
-    with _scope(accelerator):
+    with accelerator_scope(accelerator):
         extractor = keras.Sequential([keras.Input(model.input_shape[1:]), *model.layers[:prefix]])
     start = time.perf_counter()
     train_x, train_y, val_x, val_y = cached_features(extractor, split, image_size)
@@ -267,7 +267,7 @@ def _train_head_on_features(model, prefix, split, image_size, epochs, settings,
     train_x, train_y = _whole_batches(train_x, train_y, global_batch if settings.drop_remainder
                                       else settings.batch_multiple)
     val_x, val_y = _whole_batches(val_x, val_y, settings.batch_multiple)
-    with _scope(accelerator):
+    with accelerator_scope(accelerator):
         head = keras.Sequential([keras.Input(train_x.shape[1:]), *model.layers[prefix:]])
         head.compile_from_config({**model.get_compile_config(),
                                   "steps_per_execution": settings.steps_per_execution})
@@ -335,13 +335,6 @@ def _whole_batches(features: np.ndarray, labels: np.ndarray, multiple: int):
     """
     usable = len(labels) - len(labels) % multiple
     return features[:usable], labels[:usable]
-
-
-def _scope(accelerator):
-    """A fresh scope context for each use (strategy scopes cannot be re-entered)."""
-    import contextlib
-
-    return accelerator.scope() if accelerator is not None else contextlib.nullcontext()
 
 
 def evaluate(model: keras.Model, shards, image_size=None, batch_size: int = 64,

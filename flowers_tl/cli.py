@@ -17,7 +17,10 @@ from .errors import ConfigError, FlowersTLError, OutputExistsError
 DEFAULT_OUTPUT = "flowers_tl_run"
 BACKUP_FOLDER = "backup"
 TRAINING_LOG = "training_log.csv"
-RESUME_SETTINGS = ("data", "weights", "image_size", "batch_size", "head", "validation_shards", "seed", "fast")
+FINE_TUNE_LOG = "fine_tune_log.csv"
+RESUME_SETTINGS = ("data", "weights", "image_size", "batch_size", "head", "validation_shards", "seed", "fast",
+                   "fine_tune_from")
+FINE_TUNE_SETTINGS = ("fine_tune_epochs", "fine_tune_rate")  # matter only when fine-tuning
 
 
 def main(argv=None) -> int:
@@ -52,6 +55,15 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace a model already in --output")
     train.add_argument("--no-fast", dest="fast", action="store_false",
                        help="recompute the frozen backbone every epoch (the original course's way)")
+    tuning = train.add_argument_group(
+        "fine-tuning", "after the head, let MobileNetV2's top blocks learn too at a low rate; blocks below "
+        "stay frozen and are computed once per photo, so this takes minutes on a CPU")
+    tuning.add_argument("--fine-tune-from", type=int, metavar="BLOCK",
+                        help="first MobileNetV2 block to fine-tune, 1..16 (13: the top 4 blocks; default: "
+                             "no fine-tuning)")
+    tuning.add_argument("--fine-tune-epochs", type=int, default=8, help="default 8")
+    tuning.add_argument("--fine-tune-rate", type=float, default=1e-4,
+                        help="Adam learning rate, lowered along a cosine (default 1e-4)")
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("evaluate", help="accuracy and confusion matrix of a saved model")
@@ -107,12 +119,15 @@ def _train(args) -> int:
     with accelerator.scope():
         model = flowers_model.build_model(args.image_size, head=args.head, weights=args.weights)
         flowers_model.compile_model(model, accelerator=accelerator)
-    callbacks = _resume_callbacks(args)
     result = training.train(model, split, epochs=args.epochs, batch_size=args.batch_size,
                             accelerator=accelerator, seed=args.seed, fast=args.fast,
-                            callbacks=callbacks, verbose=2)
-    _save_model_atomically(model, model_path)
+                            callbacks=_resume_callbacks(args), verbose=2)
     result.history = _history_from_log(os.path.join(args.output, TRAINING_LOG))  # resumed runs too
+    head_accuracy = result.final_val_accuracy
+    if args.fine_tune_from is not None:
+        print(f"Head: validation accuracy {head_accuracy:.4f}. Fine-tuning from block {args.fine_tune_from}:")
+        result = _fine_tune(model, split, accelerator, args, result)
+    _save_model_atomically(model, model_path)
     metrics = {
         "final_val_accuracy": result.final_val_accuracy,
         "best_val_accuracy": result.best_val_accuracy,
@@ -120,6 +135,10 @@ def _train(args) -> int:
         "wall_time_s": round(result.wall_time_s, 2),
         "feature_time_s": round(result.feature_time_s, 2),
         "fast_path": result.fast_path,
+        "frozen_until": result.frozen_until,
+        "head_val_accuracy": head_accuracy,
+        "fine_tune_from": args.fine_tune_from,
+        "fine_tune_epochs": args.fine_tune_epochs if args.fine_tune_from is not None else 0,
         "epochs": args.epochs, "image_size": args.image_size, "head": args.head,
         "batch_size_per_replica": args.batch_size, "replicas": accelerator.replicas,
         "training_images": split.training_images, "validation_images": split.validation_images,
@@ -135,11 +154,27 @@ def _train(args) -> int:
     return 0
 
 
-def _resume_callbacks(args) -> list:
+def _fine_tune(model, split, accelerator, args, head_result):
+    """Fine-tune the top blocks (resumable like the head); one result for both stages."""
+    from . import training
+
+    tuned = training.fine_tune(model, split, from_block=args.fine_tune_from, epochs=args.fine_tune_epochs,
+                               learning_rate=args.fine_tune_rate, batch_size=args.batch_size,
+                               accelerator=accelerator, seed=args.seed, fast=args.fast,
+                               callbacks=_resume_callbacks(args, FINE_TUNE_LOG, "fine_tune"), verbose=2)
+    tuned_history = _history_from_log(os.path.join(args.output, FINE_TUNE_LOG))
+    tuned.history = {name: head_result.history[name] + tuned_history[name] for name in tuned_history}
+    tuned.wall_time_s += head_result.wall_time_s
+    tuned.feature_time_s += head_result.feature_time_s
+    return tuned
+
+
+def _resume_callbacks(args, log_name: str = TRAINING_LOG, stage: str = "") -> list:
     """Keras callbacks that make an interrupted `train` resumable: a backup per epoch and a CSV log.
 
     While `<output>/backup` exists, the same command continues from the last
     finished epoch (Keras `BackupAndRestore`); it is removed once the model is saved.
+    The fine-tuning stage keeps its own log and backup (`stage`) next to the head's.
     """
     import keras
 
@@ -147,7 +182,9 @@ def _resume_callbacks(args) -> list:
         raise ConfigError(f"--output '{args.output}' is a file; give a folder for the model and metrics")
     backup = os.path.join(args.output, BACKUP_FOLDER)
     settings_path = os.path.join(backup, "settings.json")
-    settings = {name: getattr(args, name) for name in RESUME_SETTINGS}
+    log_path = os.path.join(args.output, log_name)
+    names = RESUME_SETTINGS + (FINE_TUNE_SETTINGS if args.fine_tune_from is not None else ())
+    settings = {name: getattr(args, name) for name in names}
     if os.path.isfile(settings_path):
         with open(settings_path, encoding="utf-8") as handle:
             saved = json.load(handle)
@@ -156,14 +193,17 @@ def _resume_callbacks(args) -> list:
             raise ConfigError(
                 f"'{backup}' holds an interrupted run made with other {', '.join(changed)}; run the "
                 "same command again to resume it, or delete that folder to start afresh")
-        print(f"Resuming the interrupted run saved in {backup}/")
+        if not stage:  # said once, for the head
+            print(f"Resuming the interrupted run saved in {backup}/")
     else:
         os.makedirs(backup, exist_ok=True)
         _write_text(settings_path, json.dumps(settings))
-        if os.path.exists(os.path.join(args.output, TRAINING_LOG)):
-            os.remove(os.path.join(args.output, TRAINING_LOG))  # a fresh run starts a fresh log
-    return [keras.callbacks.CSVLogger(os.path.join(args.output, TRAINING_LOG), append=True),
-            keras.callbacks.BackupAndRestore(backup, double_checkpoint=True, delete_checkpoint=False)]
+        for old_log in (TRAINING_LOG, FINE_TUNE_LOG):  # a fresh run starts fresh logs
+            if os.path.exists(os.path.join(args.output, old_log)):
+                os.remove(os.path.join(args.output, old_log))
+    return [keras.callbacks.CSVLogger(log_path, append=True),
+            keras.callbacks.BackupAndRestore(os.path.join(backup, stage), double_checkpoint=True,
+                                             delete_checkpoint=False)]
 
 
 def _history_from_log(path: str) -> dict:

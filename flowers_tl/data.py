@@ -287,18 +287,23 @@ def _pixels_as_float(image, label):
 def get_training_dataset(shards: Sequence[str], image_size=DEFAULT_IMAGE_SIZE,
                          batch_size: int = 64, seed: Optional[int] = None,
                          drop_remainder: bool = False,
-                         exclude_shards: Sequence[str] = ()) -> tf.data.Dataset:
+                         exclude_shards: Sequence[str] = (), flip: bool = False) -> tf.data.Dataset:
     """Endless shuffled batches for `model.fit` (use `steps_per_epoch`).
 
     Decoded images are cached as uint8 after the first epoch (4x smaller than float32).
     Pass the validation shards as `exclude_shards` to drop duplicates of validation photos.
+    `flip` mirrors each photo left-right at random, a flower seen in a mirror being a flower.
     """
     dataset = load_dataset(shards, image_size, ordered=seed is not None,
                            exclude_shards=exclude_shards)
     dataset = dataset.map(_pixels_as_uint8, num_parallel_calls=AUTOTUNE).cache()
     dataset = dataset.repeat().shuffle(SHUFFLE_BUFFER, seed=seed)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    return dataset.map(_pixels_as_float, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    dataset = dataset.map(_pixels_as_float, num_parallel_calls=AUTOTUNE)
+    if flip:
+        dataset = dataset.map(lambda images, labels: (tf.image.random_flip_left_right(images, seed=seed), labels),
+                              num_parallel_calls=AUTOTUNE)
+    return dataset.prefetch(AUTOTUNE)
 
 
 def get_validation_dataset(shards: Sequence[str], image_size=DEFAULT_IMAGE_SIZE,

@@ -115,6 +115,36 @@ def build_model(image_size=192, num_classes: int = len(CLASSES), head: str = "fl
     return model
 
 
+def find_backbone(model: keras.Model) -> keras.Model:
+    """The pretrained network inside `model`: its first layer that is itself a Keras model."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            return layer
+    raise ConfigError("the model holds no pretrained network (a nested Keras model such as "
+                      "MobileNetV2) whose top blocks could be fine-tuned.")
+
+
+def unfreeze_top(model: keras.Model, from_block: int) -> keras.Model:
+    """Make MobileNetV2's blocks `from_block`..16 and its last 1x1 convolution trainable.
+
+    The lower blocks stay frozen (general edges and textures need no change), and so
+    does every BatchNormalization layer: trainable, it would replace its ImageNet
+    statistics with those of small flower batches and undo much of what was learned.
+    """
+    backbone = find_backbone(model)
+    names = [layer.name for layer in backbone.layers]
+    first = next((index for index, name in enumerate(names) if name.startswith(f"block_{from_block}_")),
+                 None)
+    if first is None:
+        blocks = sorted({int(name.split("_")[1]) for name in names if name.startswith("block_")})
+        raise ConfigError(f"from_block={from_block}: '{backbone.name}' has no block {from_block}; "
+                          f"choose one of {blocks[0]}..{blocks[-1]} (13 fine-tunes its top 4 blocks).")
+    backbone.trainable = True
+    for index, layer in enumerate(backbone.layers):
+        layer.trainable = index >= first and not isinstance(layer, keras.layers.BatchNormalization)
+    return model
+
+
 def compile_model(model: keras.Model, learning_rate=3e-4, accelerator=None) -> keras.Model:
     """Adam, sparse categorical cross-entropy (integer labels) and accuracy, as the course does.
 

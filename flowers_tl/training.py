@@ -1,12 +1,15 @@
-"""Training, with a fast path for frozen backbones.
+"""Training that computes the frozen part of a model only once.
 
-A frozen backbone computes the same features for a photo in every epoch, so the
-original course spent most of its training time recomputing them. When the model
-starts with frozen, deterministic layers (preprocessing + frozen MobileNetV2),
-`train()` runs those layers once over every image, keeps the features in memory
-as float16, and trains only the head on them. The head's layers are the model's
-own layers, so the full model is trained when this returns. `fast=False` runs
-the plain `model.fit` on images instead; both give the same results within noise.
+A frozen layer gives the same output for a photo in every epoch, so the original
+course spent most of its training time recomputing it. `train()` finds the frozen
+start of the model (`FrozenPart`): the rescaling and the frozen MobileNetV2 when
+only the head learns, or MobileNetV2 up to its last frozen block when its top
+blocks are fine-tuned. It runs that part once over every photo, keeps the
+activations in memory as float16 (`ACTIVATIONS`), and trains the rest on them.
+The rest is made of the model's own layers, so the full model is trained when
+`train()` returns. `fast=False` runs the plain `model.fit` on photos instead; both
+give the same results within noise. `fine_tune()` unfreezes the top blocks and
+trains them this way.
 """
 
 import dataclasses
@@ -23,20 +26,27 @@ from .accelerator import accelerator_scope, training_settings
 from .errors import ConfigError, DataError
 from .plots import confusion_matrix
 
-# Layers that are deterministic at training time and own no trainable weights
-# when frozen; a model's frozen prefix may only contain these (or frozen models).
-_STATELESS_LAYERS = (keras.layers.Rescaling, keras.layers.Resizing, keras.layers.InputLayer)
+# Layers that are deterministic while training and own no weights: a frozen part may hold them.
+_STATELESS_LAYERS = (keras.layers.InputLayer, keras.layers.Rescaling, keras.layers.Resizing,
+                     keras.layers.ReLU, keras.layers.Activation, keras.layers.Add,
+                     keras.layers.ZeroPadding2D)
+ACTIVATION_BATCH_SIZE = 32  # small batches keep the backbone's activations, and peak memory, low
 
 
 @dataclasses.dataclass
 class TrainingResult:
-    """What `train()` did: Keras history (per-epoch lists), timings and the path used."""
+    """What `train()` did: Keras history (per-epoch lists), timings and the path used.
+
+    `frozen_until` names the layer the precomputed frozen part ends with ("" when
+    the model trained on photos); `feature_time_s` is the time of that one pass.
+    """
 
     history: dict
     wall_time_s: float
     fast_path: bool
     feature_time_s: float = 0.0
     images_per_second: float = 0.0
+    frozen_until: str = ""
 
     @property
     def final_val_accuracy(self) -> float:
@@ -47,26 +57,251 @@ class TrainingResult:
         return float(max(self.history["val_accuracy"]))
 
 
-def frozen_prefix_length(model: keras.Model) -> int:
-    """How many leading layers of a Sequential model can be precomputed once (0 = none).
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """The settings of one training run, shared by every way of training."""
 
-    The prefix must end with a frozen layer that has weights (the backbone) and
-    contain only frozen or stateless layers, so its output never changes in training.
+    split: flowers_data.DataSplit
+    image_size: Tuple[int, int]
+    epochs: int
+    settings: object  # accelerator.TrainingSettings
+    accelerator: object
+    seed: Optional[int]
+    flip: bool
+    callbacks: tuple
+    verbose: object
+
+
+def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10,
+          batch_size: int = 64, accelerator=None, image_size=None, seed: Optional[int] = None,
+          fast: bool = True, flip: bool = False, cosine_decay: bool = True, callbacks=None,
+          verbose="auto") -> TrainingResult:
+    """Train `model` on `split` and validate after each epoch.
+
+    Args:
+        batch_size: per replica; the global batch is `accelerator.global_batch_size(batch_size)`.
+        image_size: defaults to the model's input size.
+        seed: makes shuffling and initialisation repeatable on one machine.
+        fast: compute the model's frozen part once (`FrozenPart`) when it has one (not across
+            several workers: `_train_multi_worker` trains on photos).
+        flip: mirror the training photos left-right at random; on the fast path the frozen
+            part's activations are mirrored instead, which is nearly the same and free.
+        cosine_decay: lower the optimizer's learning rate along a cosine, epoch by
+            epoch, from the compiled value towards zero (steadier final accuracy).
     """
-    if not isinstance(model, keras.Sequential):
-        return 0
-    length = 0
-    for index, layer in enumerate(model.layers):
-        frozen_with_weights = bool(layer.weights) and not layer.trainable_weights
-        if frozen_with_weights:
-            length = index + 1
-        elif not isinstance(layer, _STATELESS_LAYERS):
+    _check_compiled(model)
+    if epochs < 1:
+        raise ConfigError(f"epochs must be at least 1, got {epochs}")
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    callbacks = list(callbacks or [])
+    if cosine_decay:
+        callbacks.append(cosine_learning_rate(model.optimizer, epochs))
+    run = _Run(split=split, image_size=flowers_data.image_size_pair(image_size or model.input_shape[1:3]),
+               epochs=epochs, settings=training_settings(accelerator, batch_size),
+               accelerator=accelerator, seed=seed, flip=flip, callbacks=tuple(callbacks),
+               verbose=verbose)
+    multi_worker = _is_multi_worker(accelerator)
+    frozen = FrozenPart.of(model, accelerator) if fast and not multi_worker else None
+    start = time.perf_counter()
+    feature_time = 0.0
+    with flowers_data.reading(split.validation_shards + split.training_shards, run.image_size):
+        if multi_worker:
+            history = _train_multi_worker(model, run)
+        elif frozen:
+            history, feature_time = frozen.fit(run, model.get_compile_config())
+        else:
+            history = _fit_on_images(model, run)
+    wall = time.perf_counter() - start
+    images_seen = epochs * (split.training_images + split.validation_images)
+    return TrainingResult(history=history, wall_time_s=wall, fast_path=frozen is not None,
+                          feature_time_s=feature_time,
+                          images_per_second=images_seen / wall if wall else 0.0,
+                          frozen_until=frozen.cut if frozen else "")
+
+
+def fine_tune(model: keras.Model, split: flowers_data.DataSplit, *, from_block: int = 13,
+              epochs: int = 8, learning_rate: float = 1e-4, batch_size: int = 32,
+              accelerator=None, flip: bool = True, **train_arguments) -> TrainingResult:
+    """Let MobileNetV2's top blocks learn too, at a low learning rate, and train.
+
+    Blocks `from_block`..16 and the last 1x1 convolution become trainable (their
+    BatchNormalization layers stay frozen, see `model.unfreeze_top`); the model is
+    compiled again with Adam at `learning_rate` along a cosine. Blocks 0 to
+    `from_block - 1` stay frozen, so `train()` computes them once per photo and
+    trains only the top of the network and the head on their activations: minutes
+    on a CPU instead of an hour. Train the head first (`train()`), or its random
+    start disturbs the pretrained blocks. Other arguments go to `train()`.
+    """
+    from .model import compile_model, unfreeze_top
+
+    unfreeze_top(model, from_block)
+    with accelerator_scope(accelerator):
+        compile_model(model, learning_rate=learning_rate, accelerator=accelerator)
+    return train(model, split, epochs=epochs, batch_size=batch_size, accelerator=accelerator,
+                 flip=flip, **train_arguments)
+
+
+def _fit_on_images(model: keras.Model, run: _Run) -> dict:
+    """Plain `model.fit` on the photos: every layer runs in every epoch."""
+    split, global_batch = run.split, run.settings.global_batch_size
+    training = flowers_data.get_training_dataset(
+        split.training_shards, run.image_size, global_batch, run.seed,
+        drop_remainder=run.settings.drop_remainder, exclude_shards=split.validation_shards,
+        flip=run.flip)
+    validation = flowers_data.get_validation_dataset(split.validation_shards, run.image_size, global_batch)
+    if run.settings.batch_multiple > 1:  # every batch must split evenly over the devices
+        usable = split.validation_images - split.validation_images % run.settings.batch_multiple
+        validation = validation.unbatch().take(usable).batch(global_batch)
+    history = model.fit(training, steps_per_epoch=split.steps_per_epoch(global_batch), epochs=run.epochs,
+                        validation_data=validation, callbacks=list(run.callbacks), verbose=run.verbose,
+                        shuffle=False)  # get_training_dataset shuffles
+    return history.history
+
+
+# --- The frozen part of a model ---------------------------------------------------------------
+
+def _is_frozen(layer) -> bool:
+    """True when `layer` gives the same output for a photo in every epoch of training."""
+    if isinstance(layer, keras.Model):
+        return all(_is_frozen(inner) for inner in layer.layers)
+    if isinstance(layer, _STATELESS_LAYERS):
+        return True
+    # Weighted layers (convolutions, frozen BatchNormalization) are deterministic once frozen.
+    return bool(layer.weights) and not layer.trainable_weights
+
+
+def cut_points(network: keras.Model) -> List[int]:
+    """Indices of the layers of a functional `network` whose output is all that flows past them.
+
+    Cutting there splits the network in two models joined by one tensor: in
+    MobileNetV2, the end of every block (`block_12_add`, `block_10_project_BN`, ...).
+    """
+    position = {id(layer): index for index, layer in enumerate(network.layers)}
+    sources = []
+    for layer in network.layers:
+        inputs = [position[id(tensor._keras_history.operation)]
+                  for node in layer._inbound_nodes for tensor in node.input_tensors]
+        sources.append(inputs)
+    points = []
+    for index in range(len(network.layers) - 1):
+        crossing = {source for later in sources[index + 1:] for source in later if source <= index}
+        if crossing == {index}:
+            points.append(index)
+    return points
+
+
+def _last_frozen_cut(network: keras.Model) -> Optional[keras.layers.Layer]:
+    """The last layer of `network` at a cut point before which everything is frozen, or None."""
+    frozen = 0
+    while frozen < len(network.layers) and _is_frozen(network.layers[frozen]):
+        frozen += 1
+    candidates = [index for index in cut_points(network) if index < frozen]
+    if not candidates or not any(layer.weights for layer in network.layers[: candidates[-1] + 1]):
+        return None
+    return network.layers[candidates[-1]]
+
+
+@dataclasses.dataclass
+class FrozenPart:
+    """A model split in two: its frozen start (`lower`) and the rest that learns (`upper`).
+
+    Both are made of the model's own layers, so training `upper` trains the model.
+    `cut` names the layer where `lower` ends: the backbone's when only the head
+    learns, or a block's end inside MobileNetV2 when its top blocks learn.
+    """
+
+    lower: keras.Model
+    upper: keras.Model
+    cut: str
+
+    @classmethod
+    def of(cls, model: keras.Model, accelerator=None) -> Optional["FrozenPart"]:
+        """The frozen part of a Sequential model worth computing once, or None."""
+        if not isinstance(model, keras.Sequential):
+            return None
+        layers, end = model.layers, 0
+        for index, layer in enumerate(layers):
+            if _is_frozen(layer):
+                end = index + 1 if layer.weights else end
+                continue
+            cut = _last_frozen_cut(layer) if isinstance(layer, keras.Model) else None
+            if cut is not None:  # a backbone frozen up to a block
+                inner = layer
+                with accelerator_scope(accelerator):
+                    lower = keras.Sequential([keras.Input(model.input_shape[1:]), *layers[:index],
+                                              keras.Model(inner.input, cut.output, name=f"{inner.name}_lower")])
+                    upper = keras.Sequential([keras.Input(cut.output.shape[1:]),
+                                              keras.Model(cut.output, inner.output, name=f"{inner.name}_upper"),
+                                              *layers[index + 1:]])
+                return cls(lower, upper, cut.name)
             break
-    return length if length < len(model.layers) else 0
+        if not end or end == len(layers):
+            return None
+        with accelerator_scope(accelerator):
+            lower = keras.Sequential([keras.Input(model.input_shape[1:]), *layers[:end]])
+            upper = keras.Sequential([keras.Input(lower.output_shape[1:]), *layers[end:]])
+        return cls(lower, upper, layers[end - 1].name)
+
+    def fit(self, run: _Run, compile_config: dict) -> Tuple[dict, float]:
+        """Train `upper` on the cached activations; Keras history and seconds spent on `lower`."""
+        start = time.perf_counter()
+        train_x, train_y, val_x, val_y = ACTIVATIONS.get(self.lower, run.split, run.image_size)
+        seconds = time.perf_counter() - start
+        settings = run.settings
+        global_batch = settings.global_batch_size
+        train_x, train_y = _whole_batches(train_x, train_y, global_batch if settings.drop_remainder
+                                          else settings.batch_multiple)
+        val_x, val_y = _whole_batches(val_x, val_y, settings.batch_multiple)
+        with accelerator_scope(run.accelerator):
+            self.upper.compile_from_config({**compile_config,
+                                            "steps_per_execution": settings.steps_per_execution})
+        history = self.upper.fit(
+            activation_batches(train_x, train_y, global_batch, shuffle=True, flip=run.flip),
+            validation_data=activation_batches(val_x, val_y, global_batch), epochs=run.epochs,
+            callbacks=list(run.callbacks), verbose=run.verbose,
+            shuffle=False)  # the batches above are shuffled already
+        return history.history, seconds
+
+
+class ActivationCache:
+    """The activations of one frozen part over one split, kept in memory between trainings.
+
+    Notebook cells that train several heads on the same frozen backbone (Flatten,
+    GlobalAveragePooling, an extra Dense layer) then skip the backbone entirely.
+    One entry at a time: a few hundred MB of float16.
+    """
+
+    def __init__(self) -> None:
+        self._key = None
+        self._arrays = None
+
+    def get(self, lower: keras.Model, split: flowers_data.DataSplit, image_size):
+        """(training activations, labels, validation activations, labels) of `lower`."""
+        key = (_weights_fingerprint(lower), split.training_shards, split.validation_shards,
+               flowers_data.image_size_pair(image_size))
+        if key != self._key:
+            self.clear()
+            train_x, train_y = extract_features(
+                lower, flowers_data.load_dataset(split.training_shards, image_size, ordered=True,
+                                                 exclude_shards=split.validation_shards),
+                ACTIVATION_BATCH_SIZE)
+            val_x, val_y = extract_features(
+                lower, flowers_data.load_dataset(split.validation_shards, image_size, ordered=True),
+                ACTIVATION_BATCH_SIZE)
+            self._key, self._arrays = key, (train_x, train_y, val_x, val_y)
+        return self._arrays
+
+    def clear(self) -> None:
+        """Free the memory."""
+        self._key = self._arrays = None
+
+
+ACTIVATIONS = ActivationCache()
 
 
 def extract_features(extractor: keras.Model, dataset, batch_size: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Run `extractor` once over an unbatched (image, label) dataset; float16 features, int labels."""
+    """Run `extractor` once over an unbatched (image, label) dataset; float16 outputs, int labels."""
     features: List[np.ndarray] = []
     labels: List[np.ndarray] = []
     for images, batch_labels in dataset.batch(batch_size).as_numpy_iterator():
@@ -77,6 +312,53 @@ def extract_features(extractor: keras.Model, dataset, batch_size: int) -> Tuple[
                         "photo is also a validation photo. Add photos or choose other shards.")
     return np.concatenate(features), np.concatenate(labels)
 
+
+def _weights_fingerprint(extractor: keras.Model) -> str:
+    """A hash of the layers' kinds, settings and weights: equal only for the same frozen part."""
+    digest = hashlib.sha256()
+    for layer in extractor.layers:
+        digest.update(f"{type(layer).__name__}{layer.get_config() if not layer.weights else ''}".encode())
+        for weight in layer.weights:
+            digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()
+
+
+def activation_batches(activations: np.ndarray, labels: np.ndarray, batch_size: int,
+                       shuffle: bool = False, flip: bool = False):
+    """Batches of float32 activations from a float16 array, without a float32 copy of the whole array.
+
+    `flip` mirrors each example's activation map left-right at random (as a flipped
+    photo would be): only maps with a width (rank 4) can be flipped.
+    """
+    import tensorflow as tf
+
+    table = tf.constant(activations)
+    classes = tf.constant(labels)
+    indices = tf.data.Dataset.range(len(labels))
+    if shuffle:
+        indices = indices.shuffle(len(labels), reshuffle_each_iteration=True)
+
+    def gather(index):
+        batch = tf.cast(tf.gather(table, index), tf.float32)
+        if flip and activations.ndim == 4:
+            mirrored = tf.random.uniform([tf.shape(batch)[0], 1, 1, 1]) < 0.5
+            batch = tf.where(mirrored, tf.reverse(batch, axis=[2]), batch)
+        return batch, tf.gather(classes, index)
+
+    return indices.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _whole_batches(features: np.ndarray, labels: np.ndarray, multiple: int):
+    """Keep the largest count of examples that is a multiple of `multiple`.
+
+    Drops at most `multiple - 1` examples: TPUs need full batches, and JAX's
+    DataParallel splits every batch evenly over its devices.
+    """
+    usable = len(labels) - len(labels) % multiple
+    return features[:usable], labels[:usable]
+
+
+# --- Helpers shared by every way of training ----------------------------------------------------
 
 def cosine_learning_rate(optimizer, epochs: int) -> keras.callbacks.Callback:
     """Per-epoch cosine decay from the optimizer's learning rate (epoch 0) towards 0."""
@@ -91,65 +373,6 @@ def _check_compiled(model: keras.Model) -> None:
                           "loss='sparse_categorical_crossentropy', metrics=['accuracy']) first.")
 
 
-def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10,
-          batch_size: int = 64, accelerator=None, image_size=None, seed: Optional[int] = None,
-          fast: bool = True, cosine_decay: bool = True, callbacks=None,
-          verbose="auto") -> TrainingResult:
-    """Train `model` on `split` and validate after each epoch.
-
-    Args:
-        batch_size: per replica; the global batch is `accelerator.global_batch_size(batch_size)`.
-        image_size: defaults to the model's input size.
-        seed: makes shuffling and initialisation repeatable on one machine.
-        fast: precompute the frozen backbone's features once when possible (not across
-            several workers: `_train_multi_worker` trains on images).
-        cosine_decay: lower the optimizer's learning rate along a cosine, epoch by
-            epoch, from the compiled value towards zero (steadier final accuracy).
-    """
-    _check_compiled(model)
-    if epochs < 1:
-        raise ConfigError(f"epochs must be at least 1, got {epochs}")
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
-    image_size = image_size or tuple(model.input_shape[1:3])
-    settings = training_settings(accelerator, batch_size)
-    multi_worker = _is_multi_worker(accelerator)
-    prefix = frozen_prefix_length(model) if fast and not multi_worker else 0
-    if cosine_decay:
-        callbacks = [*(callbacks or []), cosine_learning_rate(model.optimizer, epochs)]
-    start = time.perf_counter()
-    all_shards = split.validation_shards + split.training_shards
-    with flowers_data.reading(all_shards, image_size):  # a bad shard stops training, by name
-        if multi_worker:
-            history, feature_time = _train_multi_worker(
-                model, split, image_size, epochs, settings, accelerator, seed, callbacks, verbose), 0.0
-        elif prefix:
-            history, feature_time = _train_head_on_features(
-                model, prefix, split, image_size, epochs, settings, accelerator, callbacks, verbose)
-        else:
-            history, feature_time = _train_on_images(
-                model, split, image_size, epochs, settings, seed, callbacks, verbose), 0.0
-    wall = time.perf_counter() - start
-    images_seen = epochs * split.training_images + split.validation_images * epochs
-    return TrainingResult(history=history, wall_time_s=wall, fast_path=bool(prefix),
-                          feature_time_s=feature_time,
-                          images_per_second=images_seen / wall if wall else 0.0)
-
-
-def _train_on_images(model, split, image_size, epochs, settings, seed, callbacks, verbose):
-    global_batch = settings.global_batch_size
-    training = flowers_data.get_training_dataset(split.training_shards, image_size, global_batch, seed,
-                                                 drop_remainder=settings.drop_remainder,
-                                                 exclude_shards=split.validation_shards)
-    validation = flowers_data.get_validation_dataset(split.validation_shards, image_size, global_batch)
-    if settings.batch_multiple > 1:  # every batch must split evenly over the devices
-        usable = split.validation_images - split.validation_images % settings.batch_multiple
-        validation = validation.unbatch().take(usable).batch(global_batch)
-    history = model.fit(training, steps_per_epoch=split.steps_per_epoch(global_batch), epochs=epochs,
-                        validation_data=validation, callbacks=callbacks, verbose=verbose)
-    return history.history
-
-
 def _is_multi_worker(accelerator) -> bool:
     """True when training spans several machines: a MultiWorkerMirroredStrategy from TF_CONFIG."""
     if accelerator is None or accelerator.backend != "tensorflow" or accelerator.strategy is None:
@@ -159,8 +382,7 @@ def _is_multi_worker(accelerator) -> bool:
     return isinstance(accelerator.strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
-def _train_multi_worker(model, split, image_size, epochs, settings, accelerator, seed,
-                        callbacks, verbose):
+def _train_multi_worker(model: keras.Model, run: "_Run") -> dict:
     """Train on images over all workers with a small custom loop; return the Keras-style history.
 
     Keras 3's `model.fit` fails under MultiWorkerMirroredStrategy (it reduces a tuple of
@@ -174,8 +396,9 @@ def _train_multi_worker(model, split, image_size, epochs, settings, accelerator,
     """
     import tensorflow as tf
 
-    strategy = accelerator.strategy
-    global_batch = settings.global_batch_size
+    split, image_size, epochs = run.split, run.image_size, run.epochs
+    strategy = run.accelerator.strategy
+    global_batch = run.settings.global_batch_size
     loss_of_each = keras.losses.get(model.loss)  # per-example loss, e.g. cross-entropy
 
     def training_batches(context):
@@ -186,8 +409,8 @@ def _train_multi_worker(model, split, image_size, epochs, settings, accelerator,
                               "shards or fewer validation shards.")
         return flowers_data.get_training_dataset(
             split.training_shards[worker::workers], image_size,
-            context.get_per_replica_batch_size(global_batch), seed, drop_remainder=True,
-            exclude_shards=split.validation_shards)
+            context.get_per_replica_batch_size(global_batch), run.seed, drop_remainder=True,
+            exclude_shards=split.validation_shards, flip=run.flip)
 
     def validation_batches(context):
         batches = flowers_data.get_validation_dataset(
@@ -229,13 +452,13 @@ def _train_multi_worker(model, split, image_size, epochs, settings, accelerator,
     training = iter(strategy.distribute_datasets_from_function(training_batches))
     validation = strategy.distribute_datasets_from_function(validation_batches)
     if not model.optimizer.built:  # its variables are made here, not inside the step
-        with accelerator_scope(accelerator):
+        with accelerator_scope(run.accelerator):
             model.optimizer.build(model.trainable_variables)
     steps = split.steps_per_epoch(global_batch)
-    verbose = 1 if verbose == "auto" else verbose
+    verbose = 1 if run.verbose == "auto" else run.verbose
     history = keras.callbacks.History()
     callback_list = keras.callbacks.CallbackList(
-        [*(callbacks or []), history], add_progbar=verbose != 0, model=model,
+        [*run.callbacks, history], add_progbar=verbose != 0, model=model,
         verbose=verbose, epochs=epochs, steps=steps)
     model.stop_training, logs = False, {}
     callback_list.on_train_begin()
@@ -255,86 +478,6 @@ def _train_multi_worker(model, split, image_size, epochs, settings, accelerator,
     callback_list.on_train_end(logs)
     return history.history
 
-
-def _train_head_on_features(model, prefix, split, image_size, epochs, settings,
-                            accelerator, callbacks, verbose):
-    global_batch = settings.global_batch_size
-    with accelerator_scope(accelerator):
-        extractor = keras.Sequential([keras.Input(model.input_shape[1:]), *model.layers[:prefix]])
-    start = time.perf_counter()
-    train_x, train_y, val_x, val_y = cached_features(extractor, split, image_size)
-    feature_time = time.perf_counter() - start
-    train_x, train_y = _whole_batches(train_x, train_y, global_batch if settings.drop_remainder
-                                      else settings.batch_multiple)
-    val_x, val_y = _whole_batches(val_x, val_y, settings.batch_multiple)
-    with accelerator_scope(accelerator):
-        head = keras.Sequential([keras.Input(train_x.shape[1:]), *model.layers[prefix:]])
-        head.compile_from_config({**model.get_compile_config(),
-                                  "steps_per_execution": settings.steps_per_execution})
-    history = head.fit(feature_batches(train_x, train_y, global_batch, shuffle=True), epochs=epochs,
-                       validation_data=feature_batches(val_x, val_y, global_batch),
-                       callbacks=callbacks, verbose=verbose)
-    return history.history, feature_time
-
-
-# One set of features at a time (a few hundred MB): the last frozen prefix, shards and size.
-_FEATURE_CACHE: dict = {}
-FEATURE_BATCH_SIZE = 32  # small batches keep the backbone's activations, and peak memory, low
-
-
-def cached_features(extractor: keras.Model, split: flowers_data.DataSplit, image_size):
-    """Training and validation features of `extractor`, computed once and reused.
-
-    Notebook cells that train several heads on the same frozen backbone (Flatten,
-    GlobalAveragePooling, an extra Dense layer) then skip the backbone entirely.
-    """
-    key = (_weights_fingerprint(extractor), split.training_shards, split.validation_shards,
-           flowers_data.image_size_pair(image_size))
-    if key not in _FEATURE_CACHE:
-        _FEATURE_CACHE.clear()
-        train_x, train_y = extract_features(
-            extractor, flowers_data.load_dataset(split.training_shards, image_size, ordered=True,
-                                                 exclude_shards=split.validation_shards),
-            FEATURE_BATCH_SIZE)
-        val_x, val_y = extract_features(
-            extractor, flowers_data.load_dataset(split.validation_shards, image_size, ordered=True),
-            FEATURE_BATCH_SIZE)
-        _FEATURE_CACHE[key] = (train_x, train_y, val_x, val_y)
-    return _FEATURE_CACHE[key]
-
-
-def _weights_fingerprint(extractor: keras.Model) -> str:
-    """A hash of the layers' kinds, settings and weights: equal only for the same frozen prefix."""
-    digest = hashlib.sha256()
-    for layer in extractor.layers:
-        digest.update(f"{type(layer).__name__}{layer.get_config() if not layer.weights else ''}".encode())
-        for weight in layer.weights:
-            digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
-    return digest.hexdigest()
-
-
-def feature_batches(features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool = False):
-    """Batches of float32 features from a float16 array, without a float32 copy of the whole array."""
-    import tensorflow as tf
-
-    table = tf.constant(features)
-    classes = tf.constant(labels)
-    indices = tf.data.Dataset.range(len(labels))
-    if shuffle:
-        indices = indices.shuffle(len(labels), reshuffle_each_iteration=True)
-    return indices.batch(batch_size).map(
-        lambda index: (tf.cast(tf.gather(table, index), tf.float32), tf.gather(classes, index)),
-        num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-
-def _whole_batches(features: np.ndarray, labels: np.ndarray, multiple: int):
-    """Keep the largest count of examples that is a multiple of `multiple`.
-
-    Drops at most `multiple - 1` examples: TPUs need full batches, and JAX's
-    DataParallel splits every batch evenly over its devices.
-    """
-    usable = len(labels) - len(labels) % multiple
-    return features[:usable], labels[:usable]
 
 
 def evaluate(model: keras.Model, shards, image_size=None, batch_size: int = 64,

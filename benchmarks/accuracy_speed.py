@@ -1,76 +1,122 @@
-"""Benchmark: the original course recipe vs flowers_tl's training, side by side, on real data.
+"""Benchmark: the original course recipe, frozen heads and fine-tuning, side by side, on real data.
 
-Runs, on the shards of $FLOWERS_TL_DATA (validation = first 3 shards, 192 px, the
-weights of $FLOWERS_TL_WEIGHTS), for each seed:
-  (a) original  : pixels / 255, frozen MobileNetV2, Flatten, Dense softmax, adam,
-                  batch 64, 10 epochs, backbone recomputed every epoch (plain fit on images);
-  (b) default   : flowers_tl's default (Flatten head, features computed once);
-  (c) gap       : the GlobalAveragePooling head, same fast path (rate 3e-3, dropout 0.2, 2x epochs);
-  (d) finetune  : (b), then the top of the backbone unfrozen and trained at a low rate.
-Each configuration runs in its own subprocess so its peak resident memory is its own.
-Prints a table, writes JSON and a PNG chart. `--quick` is a smoke run (1 seed, 2 epochs).
+Every run trains on the shards of $FLOWERS_TL_DATA (validation = the first 3 shards) with
+the weights of $FLOWERS_TL_WEIGHTS, in a process of its own, and is timed from the
+process's start to its exit (Python and TensorFlow start-up, model build, every pass over
+the photos, every stage), so the seconds compare whole jobs. Configurations:
+
+  original     the original course: pixels / 255, frozen MobileNetV2, Flatten, softmax,
+               Adam 1e-3, batch 64, 10 epochs, the backbone recomputed every epoch (192 px);
+  default      `flowers-tl train` with its defaults (Flatten head, backbone computed once);
+  frozen-224   the best frozen model: 224 px, square-rooted features, Flatten, dropout 0.7,
+               feature flips, Adam 1e-3, 10 epochs; scored with and without test-time flips;
+  ftB-S        fine-tuning: GAP head (dropout 0.2, Adam 1e-3, 5 epochs), then blocks B+1..16
+               and Conv_1 at Adam 1e-4 (cosine), 8 epochs, batch 32, flips of the cached
+               activations, the backbone cut after block B (15, 12 or 9) at S px (192 or 224).
+
+`--set main` (the default, about 30 minutes on 2 cores) runs original (1 seed: 6 minutes
+each), default, frozen-224 and ft12-224 (3 seeds); `--set grid` runs the other cuts and
+sizes (1 seed each, about 20 minutes); `--quick` is a smoke run (1 seed, a few epochs,
+about 5 minutes). Prints a table, writes JSON and an accuracy-versus-seconds chart.
 
     python benchmarks/accuracy_speed.py --output benchmarks/results
 """
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
-CONFIGS = ("original", "default", "gap", "finetune")
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One way to train, as the table names it."""
+
+    name: str
+    kind: str  # original, default, frozen or finetune
+    image_size: int = 192
+    cut_after_block: int = 0  # fine-tuning: the last frozen block
+
+    @property
+    def label(self) -> str:
+        return {"original": "original recipe (/255, Flatten, 10 epochs, backbone every epoch)",
+                "default": "`flowers-tl train` defaults (Flatten, backbone once)",
+                "frozen": "frozen: sqrt features, Flatten, dropout 0.7, flips",
+                "finetune": f"fine-tuned, cut after block {self.cut_after_block}"}[self.kind] \
+            + f", {self.image_size} px"
 
 
-def run_one(config: str, seed: int, epochs: int, finetune_epochs: int, image_size: int) -> dict:
-    """Train one configuration in this process and return its numbers."""
+CONFIGS = {config.name: config for config in [
+    Config("original", "original"),
+    Config("default", "default"),
+    Config("frozen-224", "frozen", 224),
+    *[Config(f"ft{block}-{size}", "finetune", size, block) for block in (15, 12, 9) for size in (192, 224)],
+]}
+SETS = {"main": ["original", "default", "frozen-224", "ft12-224"],
+        "grid": ["ft15-192", "ft15-224", "ft12-192", "ft9-192", "ft9-224"]}
+HEAD_EPOCHS, FINE_TUNE_EPOCHS, EPOCHS = 5, 8, 10
+
+
+def run_one(config: Config, seed: int, quick: bool) -> dict:
+    """Train one configuration in this process; its accuracy and stage timings."""
     import keras
 
     import flowers_tl as ftl
-    from flowers_tl import data as flowers_data
 
+    epochs = 2 if quick else EPOCHS
+    if config.kind == "default":
+        return run_default_cli(seed, epochs)
     keras.utils.set_random_seed(seed)
-    accelerator = ftl.detect_accelerator(verbose=False)
     split = ftl.split_shards()
-    if config == "original":
-        model = original_recipe_model(image_size)
+    row = {}
+    if config.kind == "original":
+        model = original_recipe_model(config.image_size)
         result = ftl.train(model, split, epochs=epochs, batch_size=64, seed=seed, fast=False,
                            cosine_decay=False, verbose=0)
-    elif config == "gap":  # 1,280 features per image: a higher rate, longer, lighter dropout
-        model = ftl.build_model(image_size, head="gap", dropout=0.2, accelerator=accelerator)
-        ftl.compile_model(model, learning_rate=3e-3)
-        result = ftl.train(model, split, epochs=2 * epochs, batch_size=64, seed=seed,
-                           accelerator=accelerator, verbose=0)
+    elif config.kind == "frozen":
+        model = ftl.build_model(config.image_size, dropout=0.7, square_root=True)
+        ftl.compile_model(model, learning_rate=1e-3)
+        result = ftl.train(model, split, epochs=epochs, batch_size=64, seed=seed, verbose=0)
+        row["flip_test_accuracy"] = ftl.evaluate(model, split.validation_shards, flip_test=True)["accuracy"]
     else:
-        model = ftl.build_model(image_size, accelerator=accelerator)
-        ftl.compile_model(model)
-        result = ftl.train(model, split, epochs=epochs, batch_size=64, seed=seed,
-                           accelerator=accelerator, verbose=0)
-    history, seconds = result.history, result.wall_time_s
-    if config == "finetune":
-        tuned = fine_tune(model, split, finetune_epochs, seed, accelerator)
-        history = {key: history[key] + tuned.history[key] for key in ("val_accuracy", "accuracy")}
-        seconds += tuned.wall_time_s
-    trained_images = len(history["val_accuracy"]) * split.training_images
-    decode = decode_images_per_second(split.training_shards, image_size) if config == "default" else None
-    return {
-        "config": config, "seed": seed,
-        "final_val_accuracy": float(history["val_accuracy"][-1]),
-        "best_val_accuracy": float(max(history["val_accuracy"])),
-        "train_seconds": round(seconds, 2),
-        "feature_seconds": round(result.feature_time_s, 2),
-        "images_per_second": round(trained_images / seconds, 1),
-        "decode_images_per_second": decode,
-        "epochs": len(history["val_accuracy"]),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "fast_path": result.fast_path,
-        "val_images": split.validation_images, "train_images": split.training_images,
-        "image_size": image_size, "flowers_data": flowers_data.data_pattern(),
-    }
+        model = ftl.build_model(config.image_size, head="gap", dropout=0.2)
+        ftl.compile_model(model, learning_rate=1e-3)
+        head = ftl.train(model, split, epochs=2 if quick else HEAD_EPOCHS, batch_size=32, seed=seed,
+                         verbose=0)
+        result = ftl.fine_tune(model, split, from_block=config.cut_after_block + 1,
+                               epochs=2 if quick else FINE_TUNE_EPOCHS, seed=seed, verbose=0)
+        row.update(head_val_accuracy=head.final_val_accuracy, frozen_until=result.frozen_until,
+                   head_seconds=round(head.wall_time_s, 1), fine_tune_seconds=round(result.wall_time_s, 1),
+                   feature_seconds=round(head.feature_time_s + result.feature_time_s, 1))
+        result.history = {key: head.history[key] + result.history[key] for key in result.history}
+    row.update(final_val_accuracy=result.final_val_accuracy, best_val_accuracy=result.best_val_accuracy,
+               epochs=len(result.history["val_accuracy"]), train_images=split.training_images,
+               val_images=split.validation_images)
+    row.setdefault("feature_seconds", round(result.feature_time_s, 1))
+    return row
+
+
+def run_default_cli(seed: int, epochs: int) -> dict:
+    """`flowers-tl train` with its defaults, as a user runs it (only the seed and output are given)."""
+    from flowers_tl import cli
+
+    with tempfile.TemporaryDirectory() as output:
+        status = cli.main(["train", "--seed", str(seed), "--epochs", str(epochs), "--output", output])
+        if status:
+            raise SystemExit(f"flowers-tl train failed with status {status}")
+        with open(os.path.join(output, "metrics.json"), encoding="utf-8") as handle:
+            metrics = json.load(handle)
+    return {key: metrics[key] for key in ("final_val_accuracy", "best_val_accuracy")} | {
+        "epochs": metrics["epochs"], "feature_seconds": metrics["feature_time_s"],
+        "train_images": metrics["training_images"], "val_images": metrics["validation_images"]}
 
 
 def original_recipe_model(image_size: int):
@@ -79,143 +125,122 @@ def original_recipe_model(image_size: int):
 
     import flowers_tl as ftl
 
-    backbone = ftl.load_backbone(image_size)
     model = keras.Sequential([keras.Input((image_size, image_size, 3)), keras.layers.Rescaling(1 / 255),
-                              backbone, keras.layers.Flatten(),
+                              ftl.load_backbone(image_size), keras.layers.Flatten(),
                               keras.layers.Dense(5, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
 
-def fine_tune(model, split, epochs: int, seed: int, accelerator):
-    """Unfreeze the top of the backbone (all but its first 60 layers) and train on images at 3e-5."""
-    import keras
-
-    import flowers_tl as ftl
-
-    backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
-    backbone.trainable = True
-    for index, layer in enumerate(backbone.layers):  # BatchNorm stays frozen (inference mode)
-        if index < 60 or isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
-    with accelerator.scope():
-        model.compile(optimizer=keras.optimizers.Adam(3e-5), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
-    return ftl.train(model, split, epochs=epochs, batch_size=32, seed=seed, accelerator=accelerator,
-                     fast=False, verbose=0)
-
-
-def decode_images_per_second(shards, image_size: int) -> float:
-    """The input pipeline alone: read + decode + resize, images per second."""
-    from flowers_tl import data as flowers_data
-
-    dataset = flowers_data.load_dataset(shards, image_size).batch(64)
-    start, count = time.perf_counter(), 0
-    for images, _ in dataset:
-        count += int(images.shape[0])
-    return round(count / (time.perf_counter() - start), 1)
+def run_in_child(config: Config, seed: int, quick: bool) -> dict:
+    """Run one configuration in a fresh process; its row, with the process's own wall time and memory."""
+    command = [sys.executable, __file__, "--one", f"{config.name}:{seed}", *(["--quick"] if quick else [])]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode or not lines:
+        raise SystemExit(f"{config.name} (seed {seed}) failed:\n{done.stderr[-3000:]}")
+    return {"config": config.name, "seed": seed, "process_seconds": round(seconds, 1),
+            **json.loads(lines[-1][len("RESULT "):])}
 
 
 def summarize(rows: list) -> dict:
-    """Mean and spread (min..max) per configuration."""
-    import statistics
-
+    """Per configuration: mean and spread of the final accuracy, median process seconds."""
     table = {}
-    for config in CONFIGS:
-        runs = [r for r in rows if r["config"] == config]
-        if not runs:
-            continue
-        column = lambda key: [r[key] for r in runs]  # noqa: E731
-        table[config] = {
-            "seeds": len(runs),
-            "final_val_accuracy_mean": round(statistics.mean(column("final_val_accuracy")), 4),
-            "final_val_accuracy_min": round(min(column("final_val_accuracy")), 4),
-            "final_val_accuracy_max": round(max(column("final_val_accuracy")), 4),
-            "best_val_accuracy_mean": round(statistics.mean(column("best_val_accuracy")), 4),
-            "train_seconds_median": round(statistics.median(column("train_seconds")), 1),
-            "images_per_second_median": round(statistics.median(column("images_per_second")), 1),
-            "peak_rss_mb_max": max(column("peak_rss_mb")),
+    for name in dict.fromkeys(row["config"] for row in rows):
+        runs = [row for row in rows if row["config"] == name]
+        accuracy = [row["final_val_accuracy"] for row in runs]
+        table[name] = {
+            "label": CONFIGS[name].label, "seeds": len(runs),
+            "final_val_accuracy_mean": round(statistics.mean(accuracy), 4),
+            "final_val_accuracy_min": round(min(accuracy), 4),
+            "final_val_accuracy_max": round(max(accuracy), 4),
+            "process_seconds_median": round(statistics.median(row["process_seconds"] for row in runs), 1),
+            "feature_seconds_median": round(statistics.median(row["feature_seconds"] for row in runs), 1),
+            "peak_rss_mb_max": max(row["peak_rss_mb"] for row in runs),
         }
-    if "original" in table and "default" in table:
-        table["default"]["time_vs_original"] = round(
-            table["default"]["train_seconds_median"] / table["original"]["train_seconds_median"], 3)
+        if "flip_test_accuracy" in runs[0]:
+            table[name]["flip_test_accuracy_mean"] = round(
+                statistics.mean(row["flip_test_accuracy"] for row in runs), 4)
+        if "head_val_accuracy" in runs[0]:
+            table[name]["head_val_accuracy_mean"] = round(
+                statistics.mean(row["head_val_accuracy"] for row in runs), 4)
+    if "original" in table:
+        reference = table["original"]["process_seconds_median"]
+        for row in table.values():
+            row["time_vs_original"] = round(row["process_seconds_median"] / reference, 3)
     return table
 
 
-def chart(table: dict, path: str) -> None:
-    """Bar chart: mean final validation accuracy (with spread) and median training time."""
+def chart(rows: list, table: dict, path: str) -> None:
+    """Accuracy against process seconds: one dot per run, one label per configuration."""
     from matplotlib.figure import Figure
 
-    names = list(table)
-    figure = Figure(figsize=(10, 4), layout="constrained")
-    accuracy, seconds = figure.subplots(1, 2)
-    means = [table[n]["final_val_accuracy_mean"] for n in names]
-    low = [m - table[n]["final_val_accuracy_min"] for m, n in zip(means, names)]
-    high = [table[n]["final_val_accuracy_max"] - m for m, n in zip(means, names)]
-    accuracy.bar(names, means, yerr=[low, high], capsize=4, color="tab:green")
-    accuracy.set_ylim(0.7, 1.0)
-    accuracy.set_title("final validation accuracy (mean, min..max)")
-    seconds.bar(names, [table[n]["train_seconds_median"] for n in names], color="tab:blue")
-    seconds.set_title("training wall time, s (median)")
+    figure = Figure(figsize=(9, 5.5), layout="constrained")
+    axes = figure.add_subplot(1, 1, 1)
+    for name, summary in table.items():
+        runs = [row for row in rows if row["config"] == name]
+        dots = axes.scatter([row["process_seconds"] for row in runs],
+                            [row["final_val_accuracy"] for row in runs], label=summary["label"])
+        axes.annotate(name, (summary["process_seconds_median"], summary["final_val_accuracy_mean"]),
+                      textcoords="offset points", xytext=(6, 4), color=dots.get_facecolor()[0])
+    axes.set_xlabel("whole process, seconds (2 CPU cores)")
+    axes.set_ylabel("final validation accuracy (654 photos)")
+    axes.set_title("Flowers, MobileNetV2: accuracy against time")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="lower right")
     figure.savefig(path)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1 seed, 2 epochs (+1 fine-tuning): a smoke run")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--finetune-epochs", type=int, default=5)
-    parser.add_argument("--image-size", type=int, default=192)
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
-    parser.add_argument("--output", default="benchmarks/results")
-    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: CONFIG:SEED in a child process
-    args = parser.parse_args()
-    if args.quick:
-        args.seeds, args.epochs, args.finetune_epochs = args.seeds[:1], 2, 1
-    if args.one:
-        config, seed = args.one.split(":")
-        row = run_one(config, int(seed), args.epochs, args.finetune_epochs, args.image_size)
-        print("RESULT " + json.dumps(row))
-        return 0
-
-    rows = []
-    for seed in args.seeds:
-        for config in args.configs:
-            command = [sys.executable, __file__, "--one", f"{config}:{seed}", "--epochs", str(args.epochs),
-                       "--finetune-epochs", str(args.finetune_epochs), "--image-size", str(args.image_size)]
-            done = subprocess.run(command, capture_output=True, text=True)
-            lines = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")]
-            if done.returncode or not lines:
-                print(done.stderr[-3000:], file=sys.stderr)
-                return 1
-            rows.append(json.loads(lines[-1][len("RESULT "):]))
-            print(json.dumps(rows[-1]), flush=True)
-    table = summarize(rows)
-    os.makedirs(args.output, exist_ok=True)
-    report = {"date": datetime.date.today().isoformat(), "machine": machine(), "quick": args.quick,
-              "epochs": args.epochs, "finetune_epochs": args.finetune_epochs, "summary": table, "runs": rows}
-    with open(os.path.join(args.output, "accuracy_speed.json"), "w") as handle:
-        json.dump(report, handle, indent=2)
-    chart(table, os.path.join(args.output, "accuracy_speed.png"))
-    print_table(table)
-    return 0
+def print_table(table: dict) -> None:
+    print("| config | seeds | final val acc, mean (min..max) | with test flips | process s (median) "
+          "| x original | one-pass s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, row in table.items():
+        print(f"| {name}: {row['label']} | {row['seeds']} | {row['final_val_accuracy_mean']:.4f} "
+              f"({row['final_val_accuracy_min']:.3f}..{row['final_val_accuracy_max']:.3f}) "
+              f"| {row.get('flip_test_accuracy_mean', '')} | {row['process_seconds_median']} "
+              f"| {row.get('time_vs_original', '')} | {row['feature_seconds_median']} | {row['peak_rss_mb_max']} |")
 
 
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_implementation()} {platform.python_version()}"
 
 
-def print_table(table: dict) -> None:
-    print("| config | seeds | final val acc (mean, min..max) | best val acc | train s (median) | img/s | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|")
-    for name, row in table.items():
-        print(f"| {name} | {row['seeds']} | {row['final_val_accuracy_mean']:.4f} "
-              f"({row['final_val_accuracy_min']:.3f}..{row['final_val_accuracy_max']:.3f}) "
-              f"| {row['best_val_accuracy_mean']:.4f} | {row['train_seconds_median']} "
-              f"| {row['images_per_second_median']} | {row['peak_rss_mb_max']} |")
-    if "time_vs_original" in table.get("default", {}):
-        print(f"default / original training time: {table['default']['time_vs_original']}")
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--set", choices=sorted(SETS), default="main", help="which configurations (default main)")
+    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), help="these configurations instead")
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: 1 2 3 (main), 1 (grid, original)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 seed, 2 epochs per stage")
+    parser.add_argument("--output", default="benchmarks/results")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: CONFIG:SEED in a child process
+    args = parser.parse_args()
+    if args.one:
+        name, seed = args.one.split(":")
+        row = run_one(CONFIGS[name], int(seed), args.quick)
+        row["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        print("RESULT " + json.dumps(row), flush=True)
+        return 0
+
+    names = args.configs or SETS[args.set]
+    rows = []
+    for name in names:
+        seeds = args.seeds or ([1, 2, 3] if args.set == "main" and name != "original" else [1])
+        for seed in seeds[:1] if args.quick else seeds:
+            rows.append(run_in_child(CONFIGS[name], seed, args.quick))
+            print(json.dumps(rows[-1]), flush=True)
+    table = summarize(rows)
+    os.makedirs(args.output, exist_ok=True)
+    stem = os.path.join(args.output, f"accuracy_speed_{'quick' if args.quick else args.set}")
+    report = {"date": datetime.date.today().isoformat(), "machine": machine(), "quick": args.quick,
+              "summary": table, "runs": rows}
+    with open(stem + ".json", "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2)
+    chart(rows, table, stem + ".png")
+    print_table(table)
+    return 0
 
 
 if __name__ == "__main__":

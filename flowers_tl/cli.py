@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_data_arguments(evaluate)
     evaluate.add_argument("--all-shards", action="store_true",
                           help="evaluate every matching shard, not only the validation shards")
+    evaluate.add_argument("--flip-test", action="store_true",
+                          help="average each photo's and its mirror image's prediction (test-time flips)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of text")
     evaluate.set_defaults(run=_evaluate)
 
@@ -224,7 +226,7 @@ def _evaluate(args) -> int:
         shards = data.list_shards(args.data)
     else:
         shards = data.split_shards(args.data, args.validation_shards).validation_shards
-    report = training.evaluate(model, shards)
+    report = training.evaluate(model, shards, flip_test=args.flip_test)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -2,35 +2,28 @@
 
 A frozen layer gives the same output for a photo in every epoch, so the original
 course spent most of its training time recomputing it. `train()` finds the frozen
-start of the model (`FrozenPart`): the rescaling and the frozen MobileNetV2 when
-only the head learns, or MobileNetV2 up to its last frozen block when its top
-blocks are fine-tuned. It runs that part once over every photo, keeps the
-activations in memory as float16 (`ACTIVATIONS`), and trains the rest on them.
-The rest is made of the model's own layers, so the full model is trained when
-`train()` returns. `fast=False` runs the plain `model.fit` on photos instead; both
-give the same results within noise. `fine_tune()` unfreezes the top blocks and
-trains them this way.
+start of the model (`frozen.FrozenPart`): the rescaling and the frozen MobileNetV2
+when only the head learns, or MobileNetV2 up to its last frozen block when its top
+blocks are fine-tuned (`fine_tune()`). It runs that part once over every photo,
+keeps the activations in memory as float16, and trains the rest on them. The rest
+is made of the model's own layers, so the full model is trained when `train()`
+returns. `fast=False` runs the plain `model.fit` on photos instead; both give the
+same results within noise.
 """
 
 import dataclasses
-import hashlib
 import math
 import time
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import keras
 import numpy as np
 
 from . import data as flowers_data
 from .accelerator import accelerator_scope, training_settings
-from .errors import ConfigError, DataError
+from .errors import ConfigError
+from .frozen import FrozenPart, activation_batches, whole_batches
 from .plots import confusion_matrix
-
-# Layers that are deterministic while training and own no weights: a frozen part may hold them.
-_STATELESS_LAYERS = (keras.layers.InputLayer, keras.layers.Rescaling, keras.layers.Resizing,
-                     keras.layers.ReLU, keras.layers.Activation, keras.layers.Add,
-                     keras.layers.ZeroPadding2D)
-ACTIVATION_BATCH_SIZE = 32  # small batches keep the backbone's activations, and peak memory, low
 
 
 @dataclasses.dataclass
@@ -109,7 +102,7 @@ def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10
         if multi_worker:
             history = _train_multi_worker(model, run)
         elif frozen:
-            history, feature_time = frozen.fit(run, model.get_compile_config())
+            history, feature_time = _fit_on_activations(frozen, run, model.get_compile_config())
         else:
             history = _fit_on_images(model, run)
     wall = time.perf_counter() - start
@@ -161,201 +154,25 @@ def _fit_on_images(model: keras.Model, run: _Run) -> dict:
 
 # --- The frozen part of a model ---------------------------------------------------------------
 
-def _is_frozen(layer) -> bool:
-    """True when `layer` gives the same output for a photo in every epoch of training."""
-    if isinstance(layer, keras.Model):
-        return all(_is_frozen(inner) for inner in layer.layers)
-    if isinstance(layer, _STATELESS_LAYERS):
-        return True
-    # Weighted layers (convolutions, frozen BatchNormalization) are deterministic once frozen.
-    return bool(layer.weights) and not layer.trainable_weights
-
-
-def cut_points(network: keras.Model) -> List[int]:
-    """Indices of the layers of a functional `network` whose output is all that flows past them.
-
-    Cutting there splits the network in two models joined by one tensor: in
-    MobileNetV2, the end of every block (`block_12_add`, `block_10_project_BN`, ...).
-    """
-    position = {id(layer): index for index, layer in enumerate(network.layers)}
-    sources = []
-    for layer in network.layers:
-        inputs = [position[id(tensor._keras_history.operation)]
-                  for node in layer._inbound_nodes for tensor in node.input_tensors]
-        sources.append(inputs)
-    points = []
-    for index in range(len(network.layers) - 1):
-        crossing = {source for later in sources[index + 1:] for source in later if source <= index}
-        if crossing == {index}:
-            points.append(index)
-    return points
-
-
-def _last_frozen_cut(network: keras.Model) -> Optional[keras.layers.Layer]:
-    """The last layer of `network` at a cut point before which everything is frozen, or None."""
-    frozen = 0
-    while frozen < len(network.layers) and _is_frozen(network.layers[frozen]):
-        frozen += 1
-    candidates = [index for index in cut_points(network) if index < frozen]
-    if not candidates or not any(layer.weights for layer in network.layers[: candidates[-1] + 1]):
-        return None
-    return network.layers[candidates[-1]]
-
-
-@dataclasses.dataclass
-class FrozenPart:
-    """A model split in two: its frozen start (`lower`) and the rest that learns (`upper`).
-
-    Both are made of the model's own layers, so training `upper` trains the model.
-    `cut` names the layer where `lower` ends: the backbone's when only the head
-    learns, or a block's end inside MobileNetV2 when its top blocks learn.
-    """
-
-    lower: keras.Model
-    upper: keras.Model
-    cut: str
-
-    @classmethod
-    def of(cls, model: keras.Model, accelerator=None) -> Optional["FrozenPart"]:
-        """The frozen part of a Sequential model worth computing once, or None."""
-        if not isinstance(model, keras.Sequential):
-            return None
-        layers, end = model.layers, 0
-        for index, layer in enumerate(layers):
-            if _is_frozen(layer):
-                end = index + 1 if layer.weights else end
-                continue
-            cut = _last_frozen_cut(layer) if isinstance(layer, keras.Model) else None
-            if cut is not None:  # a backbone frozen up to a block
-                inner = layer
-                with accelerator_scope(accelerator):
-                    lower = keras.Sequential([keras.Input(model.input_shape[1:]), *layers[:index],
-                                              keras.Model(inner.input, cut.output, name=f"{inner.name}_lower")])
-                    upper = keras.Sequential([keras.Input(cut.output.shape[1:]),
-                                              keras.Model(cut.output, inner.output, name=f"{inner.name}_upper"),
-                                              *layers[index + 1:]])
-                return cls(lower, upper, cut.name)
-            break
-        if not end or end == len(layers):
-            return None
-        with accelerator_scope(accelerator):
-            lower = keras.Sequential([keras.Input(model.input_shape[1:]), *layers[:end]])
-            upper = keras.Sequential([keras.Input(lower.output_shape[1:]), *layers[end:]])
-        return cls(lower, upper, layers[end - 1].name)
-
-    def fit(self, run: _Run, compile_config: dict) -> Tuple[dict, float]:
-        """Train `upper` on the cached activations; Keras history and seconds spent on `lower`."""
-        start = time.perf_counter()
-        train_x, train_y, val_x, val_y = ACTIVATIONS.get(self.lower, run.split, run.image_size)
-        seconds = time.perf_counter() - start
-        settings = run.settings
-        global_batch = settings.global_batch_size
-        train_x, train_y = _whole_batches(train_x, train_y, global_batch if settings.drop_remainder
-                                          else settings.batch_multiple)
-        val_x, val_y = _whole_batches(val_x, val_y, settings.batch_multiple)
-        with accelerator_scope(run.accelerator):
-            self.upper.compile_from_config({**compile_config,
-                                            "steps_per_execution": settings.steps_per_execution})
-        history = self.upper.fit(
-            activation_batches(train_x, train_y, global_batch, shuffle=True, flip=run.flip),
-            validation_data=activation_batches(val_x, val_y, global_batch), epochs=run.epochs,
-            callbacks=list(run.callbacks), verbose=run.verbose,
-            shuffle=False)  # the batches above are shuffled already
-        return history.history, seconds
-
-
-class ActivationCache:
-    """The activations of one frozen part over one split, kept in memory between trainings.
-
-    Notebook cells that train several heads on the same frozen backbone (Flatten,
-    GlobalAveragePooling, an extra Dense layer) then skip the backbone entirely.
-    One entry at a time: a few hundred MB of float16.
-    """
-
-    def __init__(self) -> None:
-        self._key = None
-        self._arrays = None
-
-    def get(self, lower: keras.Model, split: flowers_data.DataSplit, image_size):
-        """(training activations, labels, validation activations, labels) of `lower`."""
-        key = (_weights_fingerprint(lower), split.training_shards, split.validation_shards,
-               flowers_data.image_size_pair(image_size))
-        if key != self._key:
-            self.clear()
-            train_x, train_y = extract_features(
-                lower, flowers_data.load_dataset(split.training_shards, image_size, ordered=True,
-                                                 exclude_shards=split.validation_shards),
-                ACTIVATION_BATCH_SIZE)
-            val_x, val_y = extract_features(
-                lower, flowers_data.load_dataset(split.validation_shards, image_size, ordered=True),
-                ACTIVATION_BATCH_SIZE)
-            self._key, self._arrays = key, (train_x, train_y, val_x, val_y)
-        return self._arrays
-
-    def clear(self) -> None:
-        """Free the memory."""
-        self._key = self._arrays = None
-
-
-ACTIVATIONS = ActivationCache()
-
-
-def extract_features(extractor: keras.Model, dataset, batch_size: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Run `extractor` once over an unbatched (image, label) dataset; float16 outputs, int labels."""
-    features: List[np.ndarray] = []
-    labels: List[np.ndarray] = []
-    for images, batch_labels in dataset.batch(batch_size).as_numpy_iterator():
-        features.append(np.asarray(extractor.predict_on_batch(images), dtype=np.float16))
-        labels.append(batch_labels)
-    if not features:
-        raise DataError("no image to compute features for: the shards are empty, or every training "
-                        "photo is also a validation photo. Add photos or choose other shards.")
-    return np.concatenate(features), np.concatenate(labels)
-
-
-def _weights_fingerprint(extractor: keras.Model) -> str:
-    """A hash of the layers' kinds, settings and weights: equal only for the same frozen part."""
-    digest = hashlib.sha256()
-    for layer in extractor.layers:
-        digest.update(f"{type(layer).__name__}{layer.get_config() if not layer.weights else ''}".encode())
-        for weight in layer.weights:
-            digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
-    return digest.hexdigest()
-
-
-def activation_batches(activations: np.ndarray, labels: np.ndarray, batch_size: int,
-                       shuffle: bool = False, flip: bool = False):
-    """Batches of float32 activations from a float16 array, without a float32 copy of the whole array.
-
-    `flip` mirrors each example's activation map left-right at random (as a flipped
-    photo would be): only maps with a width (rank 4) can be flipped.
-    """
-    import tensorflow as tf
-
-    table = tf.constant(activations)
-    classes = tf.constant(labels)
-    indices = tf.data.Dataset.range(len(labels))
-    if shuffle:
-        indices = indices.shuffle(len(labels), reshuffle_each_iteration=True)
-
-    def gather(index):
-        batch = tf.cast(tf.gather(table, index), tf.float32)
-        if flip and activations.ndim == 4:
-            mirrored = tf.random.uniform([tf.shape(batch)[0], 1, 1, 1]) < 0.5
-            batch = tf.where(mirrored, tf.reverse(batch, axis=[2]), batch)
-        return batch, tf.gather(classes, index)
-
-    return indices.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-
-def _whole_batches(features: np.ndarray, labels: np.ndarray, multiple: int):
-    """Keep the largest count of examples that is a multiple of `multiple`.
-
-    Drops at most `multiple - 1` examples: TPUs need full batches, and JAX's
-    DataParallel splits every batch evenly over its devices.
-    """
-    usable = len(labels) - len(labels) % multiple
-    return features[:usable], labels[:usable]
+def _fit_on_activations(frozen: FrozenPart, run: _Run, compile_config: dict) -> Tuple[dict, float]:
+    """Train `frozen.upper` on the cached activations; Keras history and seconds spent on `lower`."""
+    start = time.perf_counter()
+    train_x, train_y, val_x, val_y = frozen.activations(run.split, run.image_size)
+    seconds = time.perf_counter() - start
+    settings = run.settings
+    global_batch = settings.global_batch_size
+    train_x, train_y = whole_batches(train_x, train_y, global_batch if settings.drop_remainder
+                                     else settings.batch_multiple)
+    val_x, val_y = whole_batches(val_x, val_y, settings.batch_multiple)
+    with accelerator_scope(run.accelerator):
+        frozen.upper.compile_from_config({**compile_config,
+                                          "steps_per_execution": settings.steps_per_execution})
+    history = frozen.upper.fit(
+        activation_batches(train_x, train_y, global_batch, shuffle=True, flip=run.flip),
+        validation_data=activation_batches(val_x, val_y, global_batch), epochs=run.epochs,
+        callbacks=list(run.callbacks), verbose=run.verbose,
+        shuffle=False)  # the batches above are shuffled already
+    return history.history, seconds
 
 
 # --- Helpers shared by every way of training ----------------------------------------------------
@@ -481,14 +298,21 @@ def _train_multi_worker(model: keras.Model, run: "_Run") -> dict:
 
 
 def evaluate(model: keras.Model, shards, image_size=None, batch_size: int = 64,
-             classes=flowers_data.CLASSES) -> dict:
-    """Accuracy, per-class accuracy and confusion matrix of `model` on every image of `shards`."""
+             classes=flowers_data.CLASSES, flip_test: bool = False) -> dict:
+    """Accuracy, per-class accuracy and confusion matrix of `model` on every image of `shards`.
+
+    `flip_test` averages the probabilities of each photo and of its mirror image
+    (test-time augmentation: two model passes, usually a little more accurate).
+    """
     image_size = image_size or tuple(model.input_shape[1:3])
     dataset = flowers_data.load_dataset(shards, image_size, ordered=True).batch(batch_size)
     labels, predicted = [], []
     with flowers_data.reading(shards, image_size):
         for images, batch_labels in dataset.as_numpy_iterator():
-            predicted.append(np.asarray(model.predict_on_batch(images)).argmax(axis=-1))
+            probabilities = np.asarray(model.predict_on_batch(images))
+            if flip_test:
+                probabilities = probabilities + np.asarray(model.predict_on_batch(images[:, :, ::-1]))
+            predicted.append(probabilities.argmax(axis=-1))
             labels.append(batch_labels)
     labels, predicted = np.concatenate(labels), np.concatenate(predicted)
     matrix = confusion_matrix(labels, predicted, len(classes))

@@ -11,7 +11,7 @@ import pytest
 import flowers_tl as ftl
 from flowers_tl import model as flowers_model
 from flowers_tl.errors import ConfigError
-from flowers_tl.training import FrozenPart, cut_points
+from flowers_tl.frozen import FrozenPart, cut_points
 
 SIZE = 96  # small photos keep fine-tuning on photos, the slow reference, short
 

@@ -27,7 +27,8 @@ import pytest
 
 import flowers_tl as ftl
 from flowers_tl import data as flowers_data
-from flowers_tl.training import extract_features, train
+from flowers_tl.frozen import extract_features
+from flowers_tl.training import train
 
 IMAGE_SIZE = 64
 EPOCHS = 30
@@ -41,7 +42,8 @@ import contextlib, io, json, os, sys
 import jax, keras, numpy as np
 import flowers_tl as ftl
 from flowers_tl import cli, data as flowers_data
-from flowers_tl.training import extract_features, train
+from flowers_tl.frozen import extract_features
+from flowers_tl.training import train
 
 out, pattern, odd_pattern, image_size, epochs, seed, batch = sys.argv[1:8]
 samples = sys.argv[8:]

@@ -55,3 +55,28 @@ def test_bad_arguments_get_clear_errors(tmp_path):
         flowers_model.build_model(16, weights="none")
     with pytest.raises(ConfigError, match="head must be one of"):
         flowers_model.build_model(64, weights="none", head="dense")
+
+
+def test_square_root_features_save_and_load(weights_path, tmp_path):
+    import keras
+
+    model = flowers_model.build_model(64, weights=weights_path, square_root=True)
+    assert model.layers[2].name == "feature_square_root"
+    features = np.array([[0.0, 0.25, 4.0]], dtype="float32")
+    np.testing.assert_allclose(np.asarray(model.layers[2](features)), [[0.001, 0.5, 2.0]], atol=1e-3)
+    model.save(tmp_path / "sqrt.keras")
+    reloaded = keras.saving.load_model(tmp_path / "sqrt.keras")
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    np.testing.assert_allclose(reloaded.predict_on_batch(pixels), model.predict_on_batch(pixels), atol=1e-6)
+
+
+def test_flip_test_averages_each_photo_with_its_mirror(weights_path, real_data_pattern):
+    """A model that only sees the left half of a photo: with test-time flips it sees both halves."""
+    import flowers_tl as ftl
+
+    model = ftl.compile_model(flowers_model.build_model(64, weights=weights_path, head="gap"))
+    shard = ftl.list_shards(real_data_pattern)[:1]
+    plain = ftl.evaluate(model, shard)
+    flipped = ftl.evaluate(model, shard, flip_test=True)
+    assert plain["images"] == flipped["images"] == 218
+    assert plain["confusion_matrix"] != flipped["confusion_matrix"]  # another prediction for some photos

@@ -1,0 +1,214 @@
+"""The frozen part of a model, computed once per photo and kept in memory.
+
+A frozen layer gives the same output for a photo in every epoch. `FrozenPart.of(model)`
+finds where a model's frozen start ends: after the frozen MobileNetV2 when only the
+head learns, or, when the top blocks are fine-tuned, at the end of the last frozen
+block (`cut_points`: where a single tensor flows, such as `block_12_add`). It splits
+the model there into `lower` and `upper`, both made of the model's own layers.
+`ActivationCache` runs `lower` once over the photos and keeps its outputs as float16;
+`activation_batches` feeds them to `upper`. `training.train` puts the pieces together.
+"""
+
+import dataclasses
+import hashlib
+from typing import List, Optional, Tuple
+
+import keras
+import numpy as np
+
+from . import data as flowers_data
+from .accelerator import accelerator_scope
+from .errors import DataError
+
+# Layers that are deterministic while training and own no weights: a frozen part may hold them.
+_STATELESS_LAYERS = (keras.layers.InputLayer, keras.layers.Rescaling, keras.layers.Resizing,
+                     keras.layers.ReLU, keras.layers.Activation, keras.layers.Add,
+                     keras.layers.ZeroPadding2D)
+ACTIVATION_BATCH_SIZE = 32  # small batches keep the backbone's activations, and peak memory, low
+
+
+def _is_frozen(layer) -> bool:
+    """True when `layer` gives the same output for a photo in every epoch of training."""
+    if isinstance(layer, keras.Model):
+        return all(_is_frozen(inner) for inner in layer.layers)
+    if isinstance(layer, _STATELESS_LAYERS):
+        return True
+    # Weighted layers (convolutions, frozen BatchNormalization) are deterministic once frozen.
+    return bool(layer.weights) and not layer.trainable_weights
+
+
+def cut_points(network: keras.Model) -> List[int]:
+    """Indices of the layers of a functional `network` whose output is all that flows past them.
+
+    Cutting there splits the network in two models joined by one tensor: in
+    MobileNetV2, the end of every block (`block_12_add`, `block_10_project_BN`, ...).
+    """
+    position = {id(layer): index for index, layer in enumerate(network.layers)}
+    sources = []
+    for layer in network.layers:
+        inputs = [position[id(tensor._keras_history.operation)]
+                  for node in layer._inbound_nodes for tensor in node.input_tensors]
+        sources.append(inputs)
+    points = []
+    for index in range(len(network.layers) - 1):
+        crossing = {source for later in sources[index + 1:] for source in later if source <= index}
+        if crossing == {index}:
+            points.append(index)
+    return points
+
+
+def _last_frozen_cut(network: keras.Model) -> Optional[keras.layers.Layer]:
+    """The last layer of `network` at a cut point before which everything is frozen, or None."""
+    frozen = 0
+    while frozen < len(network.layers) and _is_frozen(network.layers[frozen]):
+        frozen += 1
+    candidates = [index for index in cut_points(network) if index < frozen]
+    if not candidates or not any(layer.weights for layer in network.layers[: candidates[-1] + 1]):
+        return None
+    return network.layers[candidates[-1]]
+
+
+@dataclasses.dataclass
+class FrozenPart:
+    """A model split in two: its frozen start (`lower`) and the rest that learns (`upper`).
+
+    Both are made of the model's own layers, so training `upper` trains the model.
+    `cut` names the layer where `lower` ends: the backbone's when only the head
+    learns, or a block's end inside MobileNetV2 when its top blocks learn.
+    """
+
+    lower: keras.Model
+    upper: keras.Model
+    cut: str
+
+    @classmethod
+    def of(cls, model: keras.Model, accelerator=None) -> Optional["FrozenPart"]:
+        """The frozen part of a Sequential model worth computing once, or None."""
+        if not isinstance(model, keras.Sequential):
+            return None
+        layers, end = model.layers, 0
+        for index, layer in enumerate(layers):
+            if _is_frozen(layer):
+                end = index + 1 if layer.weights else end
+                continue
+            cut = _last_frozen_cut(layer) if isinstance(layer, keras.Model) else None
+            if cut is not None:  # a backbone frozen up to a block
+                inner = layer
+                with accelerator_scope(accelerator):
+                    lower = keras.Sequential([keras.Input(model.input_shape[1:]), *layers[:index],
+                                              keras.Model(inner.input, cut.output, name=f"{inner.name}_lower")])
+                    upper = keras.Sequential([keras.Input(cut.output.shape[1:]),
+                                              keras.Model(cut.output, inner.output, name=f"{inner.name}_upper"),
+                                              *layers[index + 1:]])
+                return cls(lower, upper, cut.name)
+            break
+        if not end or end == len(layers):
+            return None
+        with accelerator_scope(accelerator):
+            lower = keras.Sequential([keras.Input(model.input_shape[1:]), *layers[:end]])
+            upper = keras.Sequential([keras.Input(lower.output_shape[1:]), *layers[end:]])
+        return cls(lower, upper, layers[end - 1].name)
+
+    def activations(self, split: flowers_data.DataSplit, image_size):
+        """`lower`'s outputs for every photo of `split`, computed once (`ACTIVATIONS`)."""
+        return ACTIVATIONS.get(self.lower, split, image_size)
+
+
+class ActivationCache:
+    """The activations of one frozen part over one split, kept in memory between trainings.
+
+    Notebook cells that train several heads on the same frozen backbone (Flatten,
+    GlobalAveragePooling, an extra Dense layer) then skip the backbone entirely.
+    One entry at a time: a few hundred MB of float16.
+    """
+
+    def __init__(self) -> None:
+        self._key = None
+        self._arrays = None
+
+    def get(self, lower: keras.Model, split: flowers_data.DataSplit, image_size):
+        """(training activations, labels, validation activations, labels) of `lower`."""
+        key = (_weights_fingerprint(lower), split.training_shards, split.validation_shards,
+               flowers_data.image_size_pair(image_size))
+        if key != self._key:
+            self.clear()
+            train_x, train_y = extract_features(
+                lower, flowers_data.load_dataset(split.training_shards, image_size, ordered=True,
+                                                 exclude_shards=split.validation_shards),
+                ACTIVATION_BATCH_SIZE)
+            val_x, val_y = extract_features(
+                lower, flowers_data.load_dataset(split.validation_shards, image_size, ordered=True),
+                ACTIVATION_BATCH_SIZE)
+            self._key, self._arrays = key, (train_x, train_y, val_x, val_y)
+        return self._arrays
+
+    def clear(self) -> None:
+        """Free the memory."""
+        self._key = self._arrays = None
+
+
+ACTIVATIONS = ActivationCache()
+
+
+def extract_features(extractor: keras.Model, dataset, batch_size: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Run `extractor` once over an unbatched (image, label) dataset; float16 outputs, int labels.
+
+    The last, smaller batch is padded to `batch_size`: one input shape means one traced
+    function and one set of oneDNN kernels (a new shape costs seconds on a CPU).
+    """
+    features: List[np.ndarray] = []
+    labels: List[np.ndarray] = []
+    for images, batch_labels in dataset.batch(batch_size).as_numpy_iterator():
+        missing = batch_size - len(images)
+        padded = np.concatenate([images, np.zeros((missing, *images.shape[1:]), images.dtype)]) if missing else images
+        features.append(np.asarray(extractor.predict_on_batch(padded), dtype=np.float16)[: len(images)])
+        labels.append(batch_labels)
+    if not features:
+        raise DataError("no image to compute features for: the shards are empty, or every training "
+                        "photo is also a validation photo. Add photos or choose other shards.")
+    return np.concatenate(features), np.concatenate(labels)
+
+
+def _weights_fingerprint(extractor: keras.Model) -> str:
+    """A hash of the layers' kinds, settings and weights: equal only for the same frozen part."""
+    digest = hashlib.sha256()
+    for layer in extractor.layers:
+        digest.update(f"{type(layer).__name__}{layer.get_config() if not layer.weights else ''}".encode())
+        for weight in layer.weights:
+            digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()
+
+
+def activation_batches(activations: np.ndarray, labels: np.ndarray, batch_size: int,
+                       shuffle: bool = False, flip: bool = False):
+    """Batches of float32 activations from a float16 array, without a float32 copy of the whole array.
+
+    `flip` mirrors each example's activation map left-right at random (as a flipped
+    photo would be): only maps with a width (rank 4) can be flipped.
+    """
+    import tensorflow as tf
+
+    table = tf.constant(activations)
+    classes = tf.constant(labels)
+    indices = tf.data.Dataset.range(len(labels))
+    if shuffle:
+        indices = indices.shuffle(len(labels), reshuffle_each_iteration=True)
+
+    def gather(index):
+        batch = tf.cast(tf.gather(table, index), tf.float32)
+        if flip and activations.ndim == 4:
+            mirrored = tf.random.uniform([tf.shape(batch)[0], 1, 1, 1]) < 0.5
+            batch = tf.where(mirrored, tf.reverse(batch, axis=[2]), batch)
+        return batch, tf.gather(classes, index)
+
+    return indices.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def whole_batches(features: np.ndarray, labels: np.ndarray, multiple: int):
+    """Keep the largest count of examples that is a multiple of `multiple`.
+
+    Drops at most `multiple - 1` examples: TPUs need full batches, and JAX's
+    DataParallel splits every batch evenly over its devices.
+    """
+    usable = len(labels) - len(labels) % multiple
+    return features[:usable], labels[:usable]

@@ -12,7 +12,8 @@ the photos, every stage), so the seconds compare whole jobs. Configurations:
                feature flips, Adam 1e-3, 10 epochs; scored with and without test-time flips;
   ftB-S        fine-tuning: GAP head (dropout 0.2, Adam 1e-3, 5 epochs), then blocks B+1..16
                and Conv_1 at Adam 1e-4 (cosine), 8 epochs, batch 32, flips of the cached
-               activations, the backbone cut after block B (15, 12 or 9) at S px (192 or 224).
+               activations, the backbone cut after block B (15, 12 or 9) at S px (192 or 224);
+               scored with and without test-time flips.
 
 `--set main` (the default, about 30 minutes on 2 cores) runs original (1 seed: 6 minutes
 each), default, frozen-224 and ft12-224 (3 seeds); `--set grid` runs the other cuts and
@@ -93,6 +94,7 @@ def run_one(config: Config, seed: int, quick: bool) -> dict:
                          verbose=0)
         result = ftl.fine_tune(model, split, from_block=config.cut_after_block + 1,
                                epochs=2 if quick else FINE_TUNE_EPOCHS, seed=seed, verbose=0)
+        row["flip_test_accuracy"] = ftl.evaluate(model, split.validation_shards, flip_test=True)["accuracy"]
         row.update(head_val_accuracy=head.final_val_accuracy, frozen_until=result.frozen_until,
                    head_seconds=round(head.wall_time_s, 1), fine_tune_seconds=round(result.wall_time_s, 1),
                    feature_seconds=round(head.feature_time_s + result.feature_time_s, 1))

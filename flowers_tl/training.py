@@ -137,15 +137,19 @@ def fine_tune(model: keras.Model, split: flowers_data.DataSplit, *, from_block: 
 
 def _fit_on_images(model: keras.Model, run: _Run) -> dict:
     """Plain `model.fit` on the photos: every layer runs in every epoch."""
+    import tensorflow as tf
+
     split, global_batch = run.split, run.settings.global_batch_size
     training = flowers_data.get_training_dataset(
         split.training_shards, run.image_size, global_batch, run.seed,
         drop_remainder=run.settings.drop_remainder, exclude_shards=split.validation_shards,
         flip=run.flip)
     validation = flowers_data.get_validation_dataset(split.validation_shards, run.image_size, global_batch)
-    if run.settings.batch_multiple > 1:  # every batch must split evenly over the devices
-        usable = split.validation_images - split.validation_images % run.settings.batch_multiple
+    usable = split.validation_images - split.validation_images % run.settings.batch_multiple
+    if usable < split.validation_images:  # every batch must split evenly over the devices
         validation = validation.unbatch().take(usable).batch(global_batch)
+    # A known length ends each validation pass cleanly (Keras warns "Your input ran out of data").
+    validation = validation.apply(tf.data.experimental.assert_cardinality(math.ceil(usable / global_batch)))
     history = model.fit(training, steps_per_epoch=split.steps_per_epoch(global_batch), epochs=run.epochs,
                         validation_data=validation, callbacks=list(run.callbacks), verbose=run.verbose,
                         shuffle=False)  # get_training_dataset shuffles

@@ -137,3 +137,11 @@ def test_cli_trains_the_head_then_fine_tunes_and_saves_the_full_model(small_spli
                      "--validation-shards", "1", "--json"]) == 0
     score = json.loads(capsys.readouterr().out)["accuracy"]
     assert abs(score - metrics["final_val_accuracy"]) <= 0.005
+
+
+def test_fine_tuning_needs_a_pretrained_network():
+    import keras
+
+    plain = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(5)])
+    with pytest.raises(ConfigError, match="holds no pretrained network"):
+        flowers_model.unfreeze_top(plain, 13)

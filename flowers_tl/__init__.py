@@ -7,9 +7,9 @@ The notebooks import it as `import flowers_tl as ftl`. One module per concern:
 
 __version__ = "0.1.0"
 
-import os as _os
+from . import quiet as _quiet  # first: TensorFlow's start-up lines are silenced before it loads
 
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+_quiet.import_tensorflow()
 
 from .accelerator import Accelerator, detect_accelerator
 from .data import (CLASSES, DataSplit, data_pattern, get_training_dataset,

@@ -304,6 +304,8 @@ def _info(args) -> int:
 
 
 def _load_model(path: str):
+    """Load a saved model for `evaluate` and `predict`: uncompiled, since they only predict (so
+    Keras does not rebuild the optimizer and warn that it skips its saved variables)."""
     import keras
 
     from .errors import ConfigError
@@ -311,7 +313,7 @@ def _load_model(path: str):
     if not os.path.isfile(path):
         raise ConfigError(f"model file '{path}' does not exist (train one with `flowers-tl train`)")
     try:
-        return keras.saving.load_model(path)
+        return keras.saving.load_model(path, compile=False)
     except Exception as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
         raise ConfigError(f"'{path}' is not a Keras model saved by flowers-tl: {first}") from None

@@ -20,3 +20,4 @@ from .plots import (display_9_images_from_dataset, display_9_images_with_predict
                     display_confusion_matrix, display_training_curves)
 from .training import TrainingResult, evaluate, fine_tune, train
 from .exercises import ____, CoursePace, course_pace  # also makes ftl.exercises available
+from .messages import set_language

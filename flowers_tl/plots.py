@@ -11,6 +11,17 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .data import CLASSES, images_and_labels
+from .messages import say
+
+# Labels drawn on the plots (English; flowers_tl/messages.py holds their Russian)
+TRAINING = "training"
+VALIDATION = "validation"
+EPOCH = "epoch"
+MODEL_METRIC = "model {metric}"
+PREDICTED = "predicted"
+TRUE = "true"
+CONFUSION_TITLE = "confusion matrix (accuracy {accuracy:.3f})"
+METRIC_NAMES = {"loss": "loss", "accuracy": "accuracy"}
 
 RIGHT_COLOR = "black"
 WRONG_COLOR = "red"
@@ -56,18 +67,19 @@ def display_9_images_with_predictions(images, predictions, labels,
 def display_training_curves(history, metrics: Sequence[str] = ("loss", "accuracy")) -> Figure:
     """Training vs validation curves per epoch, one panel per metric.
 
-    `history` is a Keras `History`, its `.history` dict, or a `TrainingResult`.
+    `history` is a Keras `History`, its `.history` dict, or a `TrainingResult`. Every epoch is
+    marked with a dot, so that one epoch (quick mode) still shows.
     """
     curves = getattr(history, "history", history)
     figure = Figure(figsize=(6 * len(metrics), 4), layout="constrained")
     for index, metric in enumerate(metrics):
         axes = figure.add_subplot(1, len(metrics), index + 1)
         epochs = np.arange(1, len(curves[metric]) + 1)
-        axes.plot(epochs, curves[metric], label="training")
+        axes.plot(epochs, curves[metric], marker="o", label=say(TRAINING))
         if f"val_{metric}" in curves:
-            axes.plot(epochs, curves[f"val_{metric}"], label="validation")
-        axes.set_xlabel("epoch")
-        axes.set_title(f"model {metric}")
+            axes.plot(epochs, curves[f"val_{metric}"], marker="o", label=say(VALIDATION))
+        axes.set_xlabel(say(EPOCH))
+        axes.set_title(say(MODEL_METRIC, metric=say(METRIC_NAMES.get(metric, metric))))
         axes.grid(alpha=0.3)
         axes.legend()
     return figure
@@ -85,7 +97,11 @@ def confusion_matrix(labels, predictions, num_classes: int = len(CLASSES)) -> np
 
 def display_confusion_matrix(labels, predictions, classes: Sequence[str] = CLASSES,
                              title: Optional[str] = None) -> Figure:
-    """Confusion matrix with counts in each cell; the diagonal holds the right answers."""
+    """Confusion matrix with counts in each cell; the diagonal holds the right answers.
+
+    The default title gives the accuracy of these very predictions, so it equals
+    `ftl.evaluate(model, shards)["accuracy"]` on the same photos.
+    """
     matrix = confusion_matrix(labels, predictions, len(classes))
     figure = Figure(figsize=(6.5, 5.5), layout="constrained")
     axes = figure.add_subplot(1, 1, 1)
@@ -93,13 +109,13 @@ def display_confusion_matrix(labels, predictions, classes: Sequence[str] = CLASS
     figure.colorbar(shown, ax=axes, shrink=0.8)
     axes.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     axes.set_yticks(range(len(classes)), classes)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
+    axes.set_xlabel(say(PREDICTED))
+    axes.set_ylabel(say(TRUE))
     threshold = matrix.max() / 2 if matrix.size else 0
     for row in range(len(classes)):
         for column in range(len(classes)):
             axes.text(column, row, str(matrix[row, column]), ha="center", va="center",
                       color="white" if matrix[row, column] > threshold else "black")
     accuracy = np.trace(matrix) / max(1, matrix.sum())
-    axes.set_title(title or f"confusion matrix (accuracy {accuracy:.3f})")
+    axes.set_title(title or say(CONFUSION_TITLE, accuracy=accuracy))
     return figure

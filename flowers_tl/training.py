@@ -68,7 +68,7 @@ class _Run:
 def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10,
           batch_size: int = 64, accelerator=None, image_size=None, seed: Optional[int] = None,
           fast: bool = True, flip: bool = False, cosine_decay: bool = True, callbacks=None,
-          verbose="auto") -> TrainingResult:
+          verbose="auto", ignore_check: bool = False) -> TrainingResult:
     """Train `model` on `split` and validate after each epoch.
 
     Args:
@@ -83,6 +83,9 @@ def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10
             epoch, from the compiled value towards zero (steadier final accuracy).
     """
     _check_compiled(model)
+    if not ignore_check:  # a model that failed its exercise check stops here, with the check's sentence
+        from .exercises import refuse_untrainable
+        refuse_untrainable(model)
     if epochs < 1:
         raise ConfigError(f"epochs must be at least 1, got {epochs}")
     if seed is not None:

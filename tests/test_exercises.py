@@ -11,17 +11,18 @@ import pytest
 import flowers_tl as ftl
 from flowers_tl import exercises as ex
 from flowers_tl.exercises import ____
+from flowers_tl.messages import RUSSIAN
 
 SIZE = [96, 96]  # small inputs keep MobileNetV2 fast; the checks do not depend on the size
 CLASSES = ftl.CLASSES
 
 
 def run_solution(exercise, accelerator=None):
-    """Execute the exercise's solution code exactly as the notebook does; return its `model`."""
+    """Execute the exercise's solution code exactly as the notebook does; return the model it builds."""
     namespace = {"keras": keras, "ftl": ftl, "IMAGE_SIZE": SIZE, "CLASSES": CLASSES,
                  "accelerator": accelerator or ftl.detect_accelerator(verbose=False)}
     exec(exercise.solution_code, namespace)
-    return namespace["model"]
+    return namespace[exercise.variable]
 
 
 def transfer(include_top=False, trainable=False, rescale="minus1_1", pooling="flatten", units=5,
@@ -77,7 +78,7 @@ MISTAKES = {
     "no-accuracy": (lambda: transfer(metrics=()), ex.NO_ACCURACY),
     "no-backbone": (lambda: run_solution(ex.baseline_model), ex.NO_BACKBONE),
     "blank": (lambda: ____, ex.NOT_ATTEMPTED),
-    "not-a-model": (lambda: [keras.layers.Flatten()], ex.NOT_A_MODEL.format(kind="list")),
+    "not-a-model": (lambda: [keras.layers.Flatten()], ex.NOT_A_MODEL.format(variable="transfer_model", kind="list")),
 }
 
 
@@ -118,7 +119,7 @@ def test_blank_lets_a_half_filled_cell_run_but_not_decide():
     accelerator = ftl.detect_accelerator(verbose=False)
     namespace = {"____": ____, "keras": keras, "ftl": ftl, "IMAGE_SIZE": SIZE, "accelerator": accelerator}
     exec(ex.transfer_model.stub, namespace)
-    assert ex.is_blank(namespace["model"])
+    assert ex.is_blank(namespace["transfer_model"])
     with pytest.raises(ex.BlankError, match="replace it"):
         bool(____)
     with pytest.raises(ex.BlankError):
@@ -163,11 +164,11 @@ SCOPE_SCRIPT = textwrap.dedent("""
     namespace = {"keras": keras, "ftl": ftl, "IMAGE_SIZE": [96, 96], "CLASSES": ftl.CLASSES,
                  "accelerator": accelerator}
     exec(ex.transfer_model.solution_code, namespace)
-    print("IN_SCOPE:", ex.transfer_model.evaluate(namespace["model"], accelerator))
+    print("IN_SCOPE:", ex.transfer_model.evaluate(namespace["transfer_model"], accelerator))
 
     outside = ex.transfer_model.solution_code.replace("with accelerator.scope():", "if True:")
     exec(outside, namespace)
-    print("OUTSIDE:", ex.transfer_model.evaluate(namespace["model"], accelerator))
+    print("OUTSIDE:", ex.transfer_model.evaluate(namespace["transfer_model"], accelerator))
 
     # the backbone made outside the scope, the Sequential inside: its variables are not mirrored
     backbone = keras.applications.MobileNetV2(input_shape=[96, 96, 3], include_top=False, weights=None)
@@ -189,3 +190,69 @@ def test_scope_check_with_a_real_mirrored_strategy_on_two_cpus():
     assert lines["IN_SCOPE"] == ex.CORRECT.format(what=ex.transfer_model.what)
     assert lines["OUTSIDE"] == ex.NOT_IN_SCOPE.format(replicas=2)
     assert lines["BACKBONE_OUTSIDE"] == ex.NOT_IN_SCOPE.format(replicas=2)
+
+
+def test_check_after_a_crashed_cell_says_not_finished_and_grades_nothing(capsys):
+    """The notebook hook reports each cell run; a crashed attempt is never graded, even if the
+    variable still holds an older (here: correct) model."""
+    solution = run_solution(ex.transfer_model)
+    crashed_cell = "with accelerator.scope():\n    pretrained_model.trainable = ____\n    transfer_model = ..."
+    ex.record_cell_run(crashed_cell, finished=False)
+    try:
+        ex.transfer_model.check(solution)
+        assert capsys.readouterr().out.strip() == ex.NOT_FINISHED
+        accelerator = ftl.detect_accelerator(verbose=False)
+        assert ex.transfer_model.or_solution(solution, accelerator, SIZE) is not solution  # the course's instead
+        assert capsys.readouterr().out.strip() == ex.USING_SOLUTION
+        ex.record_cell_run("ftl.exercises.transfer_model.check(transfer_model, accelerator)", finished=False)
+        ex.transfer_model.check(solution)  # a crash elsewhere does not count as this exercise's attempt
+        assert capsys.readouterr().out.strip() == ex.NOT_FINISHED
+    finally:
+        ex.record_cell_run(crashed_cell, finished=True)
+    ex.transfer_model.check(solution)
+    assert capsys.readouterr().out.strip().startswith("Correct")
+
+
+def test_train_refuses_a_model_that_failed_its_check(real_data_pattern):
+    split = ftl.split_shards(real_data_pattern)
+    trainable = transfer(trainable=True)
+    ex.transfer_model.check(trainable)
+    with pytest.raises(ex.CheckFailedError) as refused:
+        ftl.train(trainable, split, epochs=1)
+    assert str(refused.value) == ex.REFUSED_BY_CHECK.format(problem=ex.BACKBONE_TRAINABLE)
+    one_hot = transfer(loss="categorical_crossentropy")  # refused even without a check: Keras would fail later
+    with pytest.raises(ex.CheckFailedError, match="sparse_categorical_crossentropy"):
+        ftl.train(one_hot, split, epochs=1)
+
+
+def test_messages_in_russian(capsys):
+    ftl.set_language("ru")
+    try:
+        ex.transfer_model.check(transfer(trainable=True))
+        assert capsys.readouterr().out.strip() == RUSSIAN[ex.BACKBONE_TRAINABLE]
+        ex.transfer_model.check(run_solution(ex.transfer_model))
+        assert capsys.readouterr().out.strip() == RUSSIAN[ex.CORRECT].format(what=RUSSIAN[ex.transfer_model.what])
+        ex.transfer_model.hint()
+        assert capsys.readouterr().out.startswith("Подсказка: include_top=False")
+    finally:
+        ftl.set_language("en")
+    with pytest.raises(ValueError, match="Unknown language 'fr'"):
+        ftl.set_language("fr")
+
+
+def test_fit_check_reads_the_history_of_model_fit():
+    import numpy as np
+
+    model = keras.Sequential([keras.Input(shape=[4]), keras.layers.Dense(5, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    images, labels = np.zeros((8, 4)), np.zeros(8, dtype="int64")
+    history = model.fit(images, labels, batch_size=4, epochs=2, validation_data=(images, labels), verbose=0)
+    fit = ex.baseline_fit
+    assert fit.evaluate(history, epochs=2, steps_per_epoch=2) == ex.CORRECT.format(what=fit.what)
+    assert fit.evaluate(history, epochs=3, steps_per_epoch=2) == ex.WRONG_EPOCHS.format(trained=2, epochs=3)
+    assert fit.evaluate(history, epochs=2, steps_per_epoch=5) == ex.WRONG_STEPS.format(steps=2)
+    unvalidated = model.fit(images, labels, batch_size=4, epochs=2, verbose=0)
+    assert fit.evaluate(unvalidated, epochs=2, steps_per_epoch=2) == ex.NO_VALIDATION
+    assert fit.evaluate(____, epochs=2, steps_per_epoch=2) == ex.NOT_ATTEMPTED
+    assert fit.evaluate(history.history, epochs=2, steps_per_epoch=2) == \
+        ex.NOT_A_HISTORY.format(variable="history", kind="dict")

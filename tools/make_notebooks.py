@@ -4,12 +4,14 @@
     python tools/make_notebooks.py --check  # exit 1 if a committed notebook differs
 
 From notebooks/flowers_tl_solution.ipynb it writes:
-* the solution itself, normalised: no outputs, kernelspec python3, its "Open in Colab" badge;
-* notebooks/flowers_tl_playground.ipynb: each block between `#### SOLUTION START <exercise>` and
-  `#### SOLUTION END` becomes the exercise's WORK REQUIRED stub (with `____` blanks), followed by
-  a check cell that calls `ftl.exercises.<exercise>.check(...)`;
-* notebooks/ru/: both notebooks with the same code cells and the Russian markdown of
-  notebooks/i18n/ru.json (keyed by cell id).
+* the solution itself, normalised: no outputs, kernelspec python3, its "Open in Colab" badge, and
+  after each block between `#### SOLUTION START <exercise>` and `#### SOLUTION END` the exercise's
+  check cell, which calls `ftl.exercises.<exercise>.check(...)` and hands the model on as `model`;
+* notebooks/flowers_tl_playground.ipynb: the same, with each solution block replaced by the
+  exercise's WORK REQUIRED stub (with `____` blanks);
+* notebooks/ru/: both notebooks with the Russian markdown of notebooks/i18n/ru.json (keyed by cell
+  id), and in the code cells the Russian of each comment, `#@title` and printed string ("code" in
+  ru.json: English fragment -> Russian); the code itself stays identical.
 The GitHub owner appears only in OWNER below: badges and the install cell are generated from it.
 """
 
@@ -34,6 +36,8 @@ NOTEBOOKS = REPO / "notebooks"
 SOURCE = NOTEBOOKS / "flowers_tl_solution.ipynb"
 TRANSLATIONS = {"ru": NOTEBOOKS / "i18n" / "ru.json"}
 BADGE_CELL = "colab-badge"
+CHECK_CELL_SUFFIX = "-check"
+CODE_KEY = "code"  # in a translation file: {English fragment of a code cell: its translation}
 SOLUTION_START = re.compile(r"^#### SOLUTION START (\w+)\n", re.MULTILINE)
 SOLUTION_END = "#### SOLUTION END\n"
 INSTALL_URL = re.compile(r"git\+https://github\.com/[\w.-]+/[\w.-]+@[\w.-]+")
@@ -88,11 +92,13 @@ def solution_blocks(source: str):
         yield match.group(1), match.start(), end + len(SOLUTION_END)
 
 
-def to_playground(notebook):
-    """Replace each solution block by its exercise's stub and add the check cell after it."""
+def with_check_cells(notebook, stubs: bool):
+    """Add each exercise's check cell after its cell; with `stubs`, replace the solution block by the stub."""
     notebook = copy.deepcopy(notebook)
     cells = []
     for cell in notebook.cells:
+        if cell.id.endswith(CHECK_CELL_SUFFIX):  # the solution notebook, read back, has them: made anew below
+            continue
         cells.append(cell)
         if cell.cell_type != "code":
             continue
@@ -104,30 +110,47 @@ def to_playground(notebook):
             if solution != exercise.solution_code:
                 raise SystemExit(f"{SOURCE.name}, cell '{cell.id}': the solution of '{name}' differs from "
                                  f"flowers_tl/exercises.py's {name}.solution_code; make them identical.")
-            stub = "# WORK REQUIRED: replace every ____, then run this cell and the check below.\n" + exercise.stub
-            source = source[:start] + stub + source[end:]
+            if stubs:
+                stub = "# WORK REQUIRED: replace every ____, then run this cell and the check below.\n" + exercise.stub
+                source = source[:start] + stub + source[end:]
         cell.source = source.rstrip("\n")
         for name, _, _ in blocks:
             cells.append(nbformat.v4.new_code_cell(exercises.EXERCISES[name].check_call(),
-                                                   id=f"{cell.id}-check"))
+                                                   id=f"{cell.id}{CHECK_CELL_SUFFIX}"))
     notebook.cells = cells
     return notebook
 
 
 def translated(notebook, language: str):
-    """The notebook with each markdown cell replaced by its translation (same id)."""
+    """The notebook with each markdown cell replaced by its translation (same id), and the comments,
+    `#@title` labels and printed strings of its code cells translated (see translated_code)."""
     texts = json.loads(TRANSLATIONS[language].read_text(encoding="utf-8"))
     notebook = copy.deepcopy(notebook)
     missing = [cell.id for cell in notebook.cells
                if cell.cell_type == "markdown" and cell.id != BADGE_CELL and cell.id not in texts]
-    unused = set(texts) - {cell.id for cell in notebook.cells} - {f"edition:{e}" for e in EDITION_NOTES}
+    unused = set(texts) - {cell.id for cell in notebook.cells} - {f"edition:{e}" for e in EDITION_NOTES} - {CODE_KEY}
     if missing or unused:
         raise SystemExit(f"{TRANSLATIONS[language]}: missing translations for cells {missing}, "
                          f"unknown keys {sorted(unused)}; keep it in step with {SOURCE.name}.")
     for cell in notebook.cells:
         if cell.cell_type == "markdown" and cell.id != BADGE_CELL:
             cell.source = texts[cell.id]
+        elif cell.cell_type == "code":
+            cell.source = translated_code(cell.source, texts[CODE_KEY])
     return notebook
+
+
+def translated_code(source: str, fragments: dict) -> str:
+    """`source` with each English fragment (a comment, a `#@title`, the text of a printed string)
+    replaced by its translation; the code around them stays as it is."""
+    for english, translation in fragments.items():
+        source = source.replace(english, translation)
+    return source
+
+
+def unused_code_fragments(sources, fragments: dict) -> list:
+    """The English fragments of ru.json's "code" that appear in none of the code cells."""
+    return [english for english in fragments if not any(english in source for source in sources)]
 
 
 def with_badge(notebook, relative_path: str, edition: str, language: str):
@@ -146,7 +169,13 @@ def with_badge(notebook, relative_path: str, edition: str, language: str):
 def generate() -> dict:
     """{path relative to the repository: notebook text} for every generated notebook."""
     solution = normalised(nbformat.read(SOURCE, as_version=4))
-    editions = {"solution": solution, "playground": to_playground(solution)}
+    editions = {"solution": with_check_cells(solution, stubs=False),
+                "playground": with_check_cells(solution, stubs=True)}
+    sources = [cell.source for notebook in editions.values() for cell in notebook.cells if cell.cell_type == "code"]
+    for language, path in TRANSLATIONS.items():
+        unused = unused_code_fragments(sources, json.loads(path.read_text(encoding="utf-8"))[CODE_KEY])
+        if unused:
+            raise SystemExit(f"{path}: code fragments found in no code cell: {unused}; keep it in step with {SOURCE.name}.")
     outputs = {}
     for language in ("en", *TRANSLATIONS):
         folder = "notebooks" if language == "en" else f"notebooks/{language}"

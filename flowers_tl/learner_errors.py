@@ -1,0 +1,91 @@
+"""Short messages for the course's known mistakes in a notebook, the full traceback one `%tb` away.
+
+In a Jupyter/IPython kernel, importing flowers_tl calls `install_notebook_hooks()`:
+* a custom exception handler (IPython's `set_custom_exc`) prints, for a known learner mistake
+  (a `____` left in, the include_top / weights-file mismatch, an image-shape mismatch, a one-hot
+  loss on integer labels, `ftl.train` refusing a model that failed its check, a check run before
+  its exercise's variable exists), one sentence that names the fix and FULL_TRACEBACK; any other error
+  shows IPython's usual traceback, unchanged;
+* a `post_run_cell` hook tells flowers_tl.exercises whether each cell ran to the end, so a
+  check after a crashed attempt says "your cell did not finish".
+Outside IPython (scripts, the command line, pytest) nothing is installed.
+"""
+
+import re
+import sys
+from typing import Optional
+
+from .messages import say
+
+BLANK_LEFT = "A ____ blank is still in this cell: replace it with your code, then run the cell again."
+WEIGHTS_WITHOUT_TOP = ("The weights file is for a MobileNetV2 without its ImageNet classifier: create it with "
+                       "include_top=False.")
+WRONG_IMAGE_SHAPE = ("A layer got images of shape {shape}: every image is [*IMAGE_SIZE, 3], write "
+                     "keras.Input(shape=[*IMAGE_SIZE, 3]) and input_shape=[*IMAGE_SIZE, 3].")
+LABELS_NOT_ONE_HOT = ("The loss expects one-hot labels, but the dataset gives integer classes (0 to 4): compile "
+                      "with loss='sparse_categorical_crossentropy'.")
+NOT_DEFINED = ("`{variable}` does not exist yet: run the exercise's cell above, which assigns it (fix its error "
+               "first), then run this check again.")
+FULL_TRACEBACK = "(The full error message: run %tb in a new cell.)"
+
+_LAYER_COUNT = re.compile(r"Layer count mismatch")
+_SHAPE = re.compile(r"is incompatible with the layer: expected shape=\([^)]*\), found shape=(\([^)]*\))|"
+                    r"Kernel shape must have the same length as input, .* input of shape (\([^)]*\))")
+_ONE_HOT_ON_INTEGERS = re.compile(r"target\.shape=\(None,?\), output\.shape=\(None, \d+\)|"
+                                  r"`target` and `output` must have the same rank")
+
+
+def friendly_message(error: BaseException) -> Optional[str]:
+    """The course's one-sentence message for a known learner mistake, or None for any other error."""
+    from .exercises import EXERCISES, BlankError, CheckFailedError
+
+    text = str(error)
+    if isinstance(error, BlankError):
+        return say(BLANK_LEFT)
+    if isinstance(error, CheckFailedError):  # already the check's own sentence
+        return text
+    if isinstance(error, NameError):  # a check cell run before its exercise's cell ever finished
+        variables = {exercise.variable for exercise in EXERCISES.values()}
+        return say(NOT_DEFINED, variable=error.name) if getattr(error, "name", None) in variables else None
+    if not isinstance(error, ValueError):
+        return None
+    if _LAYER_COUNT.search(text):
+        return say(WEIGHTS_WITHOUT_TOP)
+    if _ONE_HOT_ON_INTEGERS.search(text):
+        return say(LABELS_NOT_ONE_HOT)
+    shape = _SHAPE.search(text)
+    if shape:
+        return say(WRONG_IMAGE_SHAPE, shape=shape.group(1) or shape.group(2))
+    return None
+
+
+def _show_error(shell, etype, value, tb, tb_offset=None):
+    """IPython's custom exception handler: the short message for a known mistake, else the usual traceback."""
+    message = friendly_message(value)
+    if message is None:
+        shell.showtraceback((etype, value, tb), tb_offset=tb_offset, running_compiled_code=True)
+        return None
+    sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb  # what %tb shows
+    shell._showtraceback(etype, value, [f"{etype.__name__}: {message}", say(FULL_TRACEBACK)])
+    return None
+
+
+def _record_cell(result) -> None:
+    """post_run_cell hook: tell the exercises whether the cell that just ran finished."""
+    from . import exercises
+
+    exercises.record_cell_run(result.info.raw_cell or "", finished=result.success)
+
+
+def install_notebook_hooks() -> bool:
+    """In an IPython kernel, install the short error messages and the attempt tracking; True if installed."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython else None
+    if shell is None:
+        return False
+    from .exercises import BlankError, CheckFailedError
+
+    shell.set_custom_exc((BlankError, CheckFailedError, NameError, ValueError), _show_error)
+    if _record_cell not in shell.events.callbacks["post_run_cell"]:
+        shell.events.register("post_run_cell", _record_cell)
+    return True

@@ -1,0 +1,184 @@
+"""The course's message catalogue: every sentence a learner reads, in English and Russian.
+
+The English sentence is the key (as in gettext, where the msgid is the English text), so the
+modules keep their messages as English constants that tests can assert, and `say()` gives them
+in the language the notebook chose with `ftl.set_language("ru")`. Format fields ({loss}, {units})
+stay the same in every language; tests/test_messages.py checks that each learner-facing constant
+has a Russian translation with the same fields.
+"""
+
+LANGUAGES = ("en", "ru")
+UNKNOWN_LANGUAGE = "Unknown language '{language}': use one of {languages}."
+
+RUSSIAN = {
+    # flowers_tl/exercises.py: check(), hint(), solution()
+    "Correct: {what} is exactly what the course needs.":
+        "Верно: {what} — именно то, что нужно курсу.",
+    "Not attempted yet: replace every ____ in the cell above, run it, then run this check again.":
+        "Задание ещё не выполнено: замените каждый ____ в ячейке выше, запустите её, затем снова запустите эту проверку.",
+    "Your cell did not finish: fix the error above, run the cell again, then run this check again.":
+        "Ваша ячейка не выполнилась до конца: исправьте ошибку выше, запустите ячейку снова, затем снова запустите эту проверку.",
+    "`{variable}` should be a Keras model (keras.Sequential([...])), but it is a {kind}.":
+        "`{variable}` должна быть моделью Keras (keras.Sequential([...])), а это {kind}.",
+    ("No pretrained MobileNetV2 inside the model: put `pretrained_model` in the keras.Sequential list, "
+     "between the rescaling layer and the Flatten layer."):
+        ("В модели нет предобученной MobileNetV2: поставьте `pretrained_model` в список keras.Sequential, "
+         "между слоем масштабирования и слоем Flatten."),
+    ("The MobileNetV2 still has its ImageNet classifier on top: create it with include_top=False so it "
+     "outputs feature maps, not 1000 ImageNet classes."):
+        ("У MobileNetV2 остался классификатор ImageNet: создайте её с include_top=False, чтобы она выдавала "
+         "карты признаков, а не 1000 классов ImageNet."),
+    ("The pretrained MobileNetV2 is still trainable: set pretrained_model.trainable = False so training "
+     "keeps its ImageNet weights."):
+        ("Предобученная MobileNetV2 всё ещё обучаемая: напишите pretrained_model.trainable = False, чтобы "
+         "обучение сохранило её веса ImageNet."),
+    ("The model does not turn pixels [0, 255] into [-1, 1] before MobileNetV2 (0 became {low:.3g} and 255 "
+     "became {high:.3g}): add keras.layers.Rescaling(1 / 127.5, offset=-1) before pretrained_model."):
+        ("Модель не переводит пиксели из [0, 255] в [-1, 1] перед MobileNetV2 (0 стал {low:.3g}, а 255 — "
+         "{high:.3g}): добавьте keras.layers.Rescaling(1 / 127.5, offset=-1) перед pretrained_model."),
+    ("The output has shape {shape}, not one row of class probabilities per image: put a "
+     "keras.layers.Flatten() (or a GlobalAveragePooling2D) before the Dense layer."):
+        ("Выход имеет форму {shape}, а не одну строку вероятностей классов на изображение: поставьте "
+         "keras.layers.Flatten() (или GlobalAveragePooling2D) перед слоем Dense."),
+    "The last layer is a {kind}: end the model with keras.layers.Dense(len(CLASSES), activation='softmax').":
+        "Последний слой — {kind}: закончите модель слоем keras.layers.Dense(len(CLASSES), activation='softmax').",
+    ("The last Dense layer has {units} units, but there are {classes} classes: use "
+     "keras.layers.Dense({classes}, ...) so there is one probability per class."):
+        ("У последнего слоя Dense {units} нейронов, а классов {classes}: используйте "
+         "keras.layers.Dense({classes}, ...), чтобы на каждый класс была одна вероятность."),
+    ("The last Dense layer's activation is '{activation}': use activation='softmax' so the outputs are "
+     "probabilities that add up to 1."):
+        ("Активация последнего слоя Dense — '{activation}': используйте activation='softmax', чтобы выходы "
+         "были вероятностями с суммой 1."),
+    ("The model is not compiled yet: call model.compile(optimizer='adam', "
+     "loss='sparse_categorical_crossentropy', metrics=['accuracy'])."):
+        ("Модель ещё не скомпилирована: вызовите model.compile(optimizer='adam', "
+         "loss='sparse_categorical_crossentropy', metrics=['accuracy'])."),
+    ("The loss '{loss}' expects one-hot labels, but the dataset gives integer classes (0 to 4): use "
+     "loss='sparse_categorical_crossentropy'."):
+        ("Функция потерь '{loss}' ждёт метки в формате one-hot, а набор данных даёт номера классов (от 0 до 4): "
+         "используйте loss='sparse_categorical_crossentropy'."),
+    "The loss '{loss}' is not a classification loss: use loss='sparse_categorical_crossentropy'.":
+        "Функция потерь '{loss}' не для классификации: используйте loss='sparse_categorical_crossentropy'.",
+    ("The loss uses from_logits=True, but the last layer already applies softmax: use "
+     "loss='sparse_categorical_crossentropy' (from_logits=False)."):
+        ("Функция потерь использует from_logits=True, но последний слой уже применяет softmax: используйте "
+         "loss='sparse_categorical_crossentropy' (from_logits=False)."),
+    "The model has no accuracy metric: compile it with metrics=['accuracy'] to see how often it is right.":
+        "У модели нет метрики точности: скомпилируйте её с metrics=['accuracy'], чтобы видеть, как часто она права.",
+    ("Using the course's solution for now, so that the next cells run; finish the exercise to train your "
+     "own model."):
+        ("Пока используется решение курса, чтобы следующие ячейки работали; выполните задание, чтобы обучить "
+         "свою модель."),
+    ("The model was not built inside the accelerator's scope, so it would not train on all {replicas} "
+     "replicas: create pretrained_model and the Sequential model in `with accelerator.scope():`."):
+        ("Модель создана не внутри области ускорителя и не будет обучаться на всех {replicas} репликах: "
+         "создайте pretrained_model и модель Sequential внутри `with accelerator.scope():`."),
+    ("This model failed its check, so it is not trained: {problem} (To train it anyway: "
+     "ftl.train(..., ignore_check=True).)"):
+        ("Эта модель не прошла проверку, поэтому она не обучается: {problem} (Чтобы всё равно обучить её: "
+         "ftl.train(..., ignore_check=True).)"),
+    ("`{variable}` should be what model.fit returns (a keras.callbacks.History), but it is a {kind}: write "
+     "{variable} = model.fit(...)."):
+        ("`{variable}` должна быть тем, что возвращает model.fit (keras.callbacks.History), а это {kind}: "
+         "напишите {variable} = model.fit(...)."),
+    "The model trained for {trained} epoch(s), not {epochs}: pass epochs=PACE.baseline_epochs to model.fit.":
+        "Модель обучалась эпох: {trained}, а нужно {epochs}: передайте epochs=PACE.baseline_epochs в model.fit.",
+    ("An epoch had {steps} steps: the training dataset repeats forever, so pass steps_per_epoch=steps_per_epoch "
+     "to model.fit."):
+        ("В эпохе было шагов: {steps}; обучающий набор данных бесконечен, поэтому передайте "
+         "steps_per_epoch=steps_per_epoch в model.fit."),
+    ("No validation accuracy in the history: pass validation_data=validation_dataset to model.fit, to see how "
+     "the model does on photos it never trains on."):
+        ("В истории нет точности на валидации: передайте validation_data=validation_dataset в model.fit, чтобы "
+         "видеть, как модель справляется с фотографиями, на которых она не обучается."),
+    "a model.fit call with epochs, steps_per_epoch and validation_data":
+        "вызов model.fit с epochs, steps_per_epoch и validation_data",
+    ("model.fit(dataset, epochs=..., steps_per_epoch=..., validation_data=...) returns a History. The training "
+     "dataset never ends, so steps_per_epoch tells Keras where an epoch ends; validation_data=validation_dataset "
+     "measures the accuracy on photos the model never trains on."):
+        ("model.fit(dataset, epochs=..., steps_per_epoch=..., validation_data=...) возвращает History. Обучающий "
+         "набор данных бесконечен, поэтому steps_per_epoch говорит Keras, где кончается эпоха; "
+         "validation_data=validation_dataset измеряет точность на фотографиях, на которых модель не обучается."),
+    "Hint: {hint}": "Подсказка: {hint}",
+    "Solution:\n{code}": "Решение:\n{code}",
+    "a single Dense softmax layer on the flattened pixels":
+        "один слой Dense с softmax на развёрнутых в вектор пикселях",
+    "a frozen MobileNetV2 with a Flatten and Dense softmax head, compiled for integer labels":
+        "замороженная MobileNetV2 с головой из Flatten и Dense с softmax, скомпилированная для целочисленных меток",
+    ("keras.layers.Flatten() turns a [192, 192, 3] image into one vector; keras.layers.Dense(len(CLASSES), "
+     "activation='softmax') gives one probability per class. The labels are integers 0..4, so the loss is "
+     "the *sparse* categorical cross-entropy."):
+        ("keras.layers.Flatten() превращает изображение [192, 192, 3] в один вектор; "
+         "keras.layers.Dense(len(CLASSES), activation='softmax') даёт одну вероятность на класс. Метки — целые "
+         "числа 0..4, поэтому функция потерь — *разреженная* (sparse) категориальная перекрёстная энтропия."),
+    ("include_top=False removes the ImageNet classifier; pretrained_model.trainable = False freezes it. "
+     "MobileNetV2 expects pixels in [-1, 1]: keras.layers.Rescaling(1 / 127.5, offset=-1) does that inside "
+     "the model. Then Flatten, then Dense(len(CLASSES), activation='softmax'), and the loss for integer "
+     "labels is 'sparse_categorical_crossentropy'."):
+        ("include_top=False убирает классификатор ImageNet; pretrained_model.trainable = False замораживает "
+         "сеть. MobileNetV2 ждёт пиксели в [-1, 1]: это делает keras.layers.Rescaling(1 / 127.5, offset=-1) "
+         "внутри модели. Затем Flatten, затем Dense(len(CLASSES), activation='softmax'), а функция потерь для "
+         "целочисленных меток — 'sparse_categorical_crossentropy'."),
+    # flowers_tl/exercises.py: CoursePace
+    "Pace: {mode}, {epochs} epoch(s) of training": "Темп: {mode}, эпох обучения: {epochs}",
+    "quick mode ({variable}=1)": "быстрый режим ({variable}=1)",
+    "full course": "полный курс",
+    # flowers_tl/learner_errors.py: the short messages of the known mistakes
+    "A ____ blank is still in this cell: replace it with your code, then run the cell again.":
+        "В этой ячейке остался пропуск ____: замените его своим кодом и запустите ячейку снова.",
+    ("The weights file is for a MobileNetV2 without its ImageNet classifier: create it with "
+     "include_top=False."):
+        ("Файл весов — для MobileNetV2 без классификатора ImageNet: создайте её с include_top=False."),
+    ("A layer got images of shape {shape}: every image is [*IMAGE_SIZE, 3], write "
+     "keras.Input(shape=[*IMAGE_SIZE, 3]) and input_shape=[*IMAGE_SIZE, 3]."):
+        ("Слой получил изображения формы {shape}: каждое изображение — [*IMAGE_SIZE, 3], напишите "
+         "keras.Input(shape=[*IMAGE_SIZE, 3]) и input_shape=[*IMAGE_SIZE, 3]."),
+    ("The loss expects one-hot labels, but the dataset gives integer classes (0 to 4): compile with "
+     "loss='sparse_categorical_crossentropy'."):
+        ("Функция потерь ждёт метки в формате one-hot, а набор данных даёт номера классов (от 0 до 4): "
+         "компилируйте с loss='sparse_categorical_crossentropy'."),
+    ("`{variable}` does not exist yet: run the exercise's cell above, which assigns it (fix its error first), "
+     "then run this check again."):
+        ("`{variable}` ещё не существует: запустите ячейку задания выше, которая её задаёт (сначала исправьте в ней "
+         "ошибку), затем снова запустите эту проверку."),
+    "(The full error message: run %tb in a new cell.)": "(Полное сообщение об ошибке: выполните %tb в новой ячейке.)",
+    # flowers_tl/plots.py
+    "training": "обучение",
+    "validation": "валидация",
+    "epoch": "эпоха",
+    "model {metric}": "модель: {metric}",
+    "loss": "потери",
+    "accuracy": "точность",
+    "predicted": "предсказано",
+    "true": "на самом деле",
+    "confusion matrix (accuracy {accuracy:.3f})": "матрица ошибок (точность {accuracy:.3f})",
+    # flowers_tl/messages.py
+    UNKNOWN_LANGUAGE: "Неизвестный язык '{language}': используйте один из {languages}.",
+}
+
+CATALOGUES = {"en": {}, "ru": RUSSIAN}
+_language = "en"
+
+
+def set_language(language: str) -> None:
+    """Choose the language of every message the course prints and draws ("en" or "ru")."""
+    global _language
+    if language not in CATALOGUES:
+        raise ValueError(UNKNOWN_LANGUAGE.format(language=language, languages=", ".join(LANGUAGES)))
+    _language = language
+
+
+def current_language() -> str:
+    """The language chosen with set_language() ("en" until then)."""
+    return _language
+
+
+def translate(text: str) -> str:
+    """`text` in the chosen language (the English text itself when it has no translation)."""
+    return CATALOGUES[_language].get(text, text)
+
+
+def say(text: str, **fields) -> str:
+    """`text` translated, then its {fields} filled in."""
+    return translate(text).format(**fields)

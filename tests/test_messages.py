@@ -1,0 +1,49 @@
+"""Every sentence a learner reads exists in Russian, with the same format fields."""
+
+import string
+
+import pytest
+
+from flowers_tl import exercises, learner_errors, messages, plots
+from flowers_tl.messages import RUSSIAN
+
+NOT_MESSAGES = {"FAST_ENV_VARIABLE", "SPARSE_LOSS", "RIGHT_COLOR", "WRONG_COLOR", "LANGUAGES"}
+
+
+def learner_facing():
+    """{name: English text} of every message constant, exercise text and plot label."""
+    found = {}
+    for module in (exercises, learner_errors, plots, messages):
+        for name, value in vars(module).items():
+            if name.isupper() and isinstance(value, str) and name not in NOT_MESSAGES:
+                found[f"{module.__name__}.{name}"] = value
+    for exercise in exercises.EXERCISES.values():
+        found[f"{exercise.name}.what"] = exercise.what
+        found[f"{exercise.name}.hint_text"] = exercise.hint_text
+    for metric, label in plots.METRIC_NAMES.items():
+        found[f"plots.METRIC_NAMES[{metric}]"] = label
+    return found
+
+
+def fields(text: str) -> set:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+
+
+@pytest.mark.parametrize("name", sorted(learner_facing()))
+def test_message_has_a_russian_translation_with_the_same_fields(name):
+    english = learner_facing()[name]
+    assert english in RUSSIAN, f"{name} has no Russian translation in flowers_tl/messages.py"
+    assert fields(RUSSIAN[english]) == fields(english)
+
+
+def test_every_russian_entry_translates_a_message_of_the_course():
+    assert set(RUSSIAN) <= set(learner_facing().values())
+
+
+def test_say_translates_and_fills_in():
+    messages.set_language("ru")
+    try:
+        assert messages.say(plots.CONFUSION_TITLE, accuracy=0.5) == "матрица ошибок (точность 0.500)"
+    finally:
+        messages.set_language("en")
+    assert messages.say(plots.CONFUSION_TITLE, accuracy=0.5) == "confusion matrix (accuracy 0.500)"

@@ -363,7 +363,7 @@ class ModelExercise:
 
     def solution(self) -> None:
         """Print the course's solution."""
-        print(say(SOLUTION, code=self.solution_code))
+        print(say(SOLUTION, code=comments_translated(self.solution_code)))
 
     def or_solution(self, model, accelerator, image_size):
         """`model`, or while it is still a blank or its cell crashed, the course's solution model
@@ -382,6 +382,11 @@ class ModelExercise:
         """The code of the check cell that follows the exercise's cell."""
         return (f"ftl.exercises.{self.name}.check({self.variable}, accelerator)\n"
                 f"model = ftl.exercises.{self.name}.or_solution({self.variable}, accelerator, IMAGE_SIZE)")
+
+
+def comments_translated(code: str) -> str:
+    """`code` with each end-of-line comment in the chosen language (the code itself unchanged)."""
+    return re.sub(r"(?<=  # )(.+)$", lambda comment: translate(comment.group(1)), code, flags=re.MULTILINE)
 
 
 def _remember_failure(model, sentence: str) -> None:
@@ -502,7 +507,7 @@ class FitExercise:
 
     def solution(self) -> None:
         """Print the course's solution."""
-        print(say(SOLUTION, code=self.solution_code))
+        print(say(SOLUTION, code=comments_translated(self.solution_code)))
 
     def or_solution(self, history, model, split, *, epochs: int, accelerator=None):
         """`history`, or while it is a blank or its cell crashed, the history of ftl.train on `model`

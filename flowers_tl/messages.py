@@ -120,6 +120,12 @@ RUSSIAN = {
          "сеть. MobileNetV2 ждёт пиксели в [-1, 1]: это делает keras.layers.Rescaling(1 / 127.5, offset=-1) "
          "внутри модели. Затем Flatten, затем Dense(len(CLASSES), activation='softmax'), а функция потерь для "
          "целочисленных меток — 'sparse_categorical_crossentropy'."),
+    # flowers_tl/exercises.py: the comments of the solutions solution() prints (as in notebooks/i18n/ru.json)
+    "pixels [0, 255] -> [0, 1]": "пиксели [0, 255] -> [0, 1]",
+    "repeats forever": "повторяется бесконечно",
+    "batches in one pass over the training photos": "батчей в одном проходе по обучающим фотографиям",
+    "keep the ImageNet features as they are": "оставляем признаки ImageNet как есть",
+    "pixels [0, 255] -> [-1, 1], as MobileNetV2 expects": "пиксели [0, 255] -> [-1, 1], как ждёт MobileNetV2",
     # flowers_tl/exercises.py: CoursePace
     "Pace: {mode}, {epochs} epoch(s) of training": "Темп: {mode}, эпох обучения: {epochs}",
     "quick mode ({variable}=1)": "быстрый режим ({variable}=1)",

@@ -234,6 +234,8 @@ def test_messages_in_russian(capsys):
         assert capsys.readouterr().out.strip() == RUSSIAN[ex.CORRECT].format(what=RUSSIAN[ex.transfer_model.what])
         ex.transfer_model.hint()
         assert capsys.readouterr().out.startswith("Подсказка: include_top=False")
+        ex.transfer_model.solution()
+        assert "# оставляем признаки ImageNet как есть" in capsys.readouterr().out
     finally:
         ftl.set_language("en")
     with pytest.raises(ValueError, match="Unknown language 'fr'"):

@@ -1,11 +1,16 @@
 """Every sentence a learner reads exists in Russian, with the same format fields."""
 
+import json
+import pathlib
+import re
 import string
 
 import pytest
 
 from flowers_tl import exercises, learner_errors, messages, plots
 from flowers_tl.messages import RUSSIAN
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 NOT_MESSAGES = {"FAST_ENV_VARIABLE", "SPARSE_LOSS", "RIGHT_COLOR", "WRONG_COLOR", "LANGUAGES"}
 
@@ -20,6 +25,8 @@ def learner_facing():
     for exercise in exercises.EXERCISES.values():
         found[f"{exercise.name}.what"] = exercise.what
         found[f"{exercise.name}.hint_text"] = exercise.hint_text
+        for number, comment in enumerate(re.findall(r"  # (.+)$", exercise.solution_code, re.MULTILINE)):
+            found[f"{exercise.name}.solution_code comment {number}"] = comment
     for metric, label in plots.METRIC_NAMES.items():
         found[f"plots.METRIC_NAMES[{metric}]"] = label
     return found
@@ -38,6 +45,14 @@ def test_message_has_a_russian_translation_with_the_same_fields(name):
 
 def test_every_russian_entry_translates_a_message_of_the_course():
     assert set(RUSSIAN) <= set(learner_facing().values())
+
+
+def test_solution_comments_match_the_russian_notebook():
+    """solution() prints the same Russian comments as the Russian edition's solution cells."""
+    code = json.loads((REPO / "notebooks/i18n/ru.json").read_text(encoding="utf-8"))["code"]
+    for exercise in exercises.EXERCISES.values():
+        for comment in re.findall(r"  # (.+)$", exercise.solution_code, re.MULTILINE):
+            assert code["# " + comment] == "# " + RUSSIAN[comment]
 
 
 def test_say_translates_and_fills_in():

@@ -534,13 +534,13 @@ baseline_fit = FitExercise(
         training_dataset = ftl.get_training_dataset(split.training_shards, IMAGE_SIZE, BATCH_SIZE)  # repeats forever
         steps_per_epoch = split.training_images // BATCH_SIZE  # batches in one pass over the training photos
         history = ____  # model.fit on training_dataset: PACE.baseline_epochs epochs of steps_per_epoch batches,
-                        # measured on validation_dataset after every epoch
+                        # measured on validation_dataset after every epoch; shuffle=False: it shuffles itself
         """),
     solution_code=textwrap.dedent("""\
         training_dataset = ftl.get_training_dataset(split.training_shards, IMAGE_SIZE, BATCH_SIZE)  # repeats forever
         steps_per_epoch = split.training_images // BATCH_SIZE  # batches in one pass over the training photos
         history = model.fit(training_dataset, epochs=PACE.baseline_epochs, steps_per_epoch=steps_per_epoch,
-                            validation_data=validation_dataset)
+                            validation_data=validation_dataset, shuffle=False)  # the dataset shuffles itself
         """),
     hint_text=("model.fit(dataset, epochs=..., steps_per_epoch=..., validation_data=...) returns a History. "
                "The training dataset never ends, so steps_per_epoch tells Keras where an epoch ends; "

@@ -124,6 +124,7 @@ RUSSIAN = {
     "pixels [0, 255] -> [0, 1]": "пиксели [0, 255] -> [0, 1]",
     "repeats forever": "повторяется бесконечно",
     "batches in one pass over the training photos": "батчей в одном проходе по обучающим фотографиям",
+    "the dataset shuffles itself": "набор данных перемешивает себя сам",
     "keep the ImageNet features as they are": "оставляем признаки ImageNet как есть",
     "pixels [0, 255] -> [-1, 1], as MobileNetV2 expects": "пиксели [0, 255] -> [-1, 1], как ждёт MobileNetV2",
     # flowers_tl/exercises.py: CoursePace

@@ -34,7 +34,7 @@ BASELINE = """with accelerator.scope():
     first_model.compile(optimizer="adam", loss={loss!r}, metrics=["accuracy"])"""
 FIT = """training_dataset = ftl.get_training_dataset(split.training_shards, IMAGE_SIZE, BATCH_SIZE)
 steps_per_epoch = split.training_images // BATCH_SIZE
-history = model.fit(training_dataset, steps_per_epoch=steps_per_epoch, {arguments})"""
+history = model.fit(training_dataset, steps_per_epoch=steps_per_epoch, shuffle=False, {arguments})"""
 TRANSFER = """with accelerator.scope():
     pretrained_model = keras.applications.MobileNetV2(
         input_shape={backbone_shape}, include_top={include_top}, weights=ftl.resolve_weights())

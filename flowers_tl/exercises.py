@@ -410,7 +410,7 @@ baseline_model = ModelExercise(
     stub=textwrap.dedent("""\
         with accelerator.scope():
             first_model = ____  # keras.Sequential: an Input of [*IMAGE_SIZE, 3] pixels, a layer that
-                          # flattens them into one vector, a Dense layer with one softmax unit per class
+                                # flattens them into one vector, a Dense layer with one softmax unit per class
             first_model.compile(optimizer=____, loss=____, metrics=[____])  # integer labels: which loss?
         """),
     solution_code=textwrap.dedent("""\
@@ -438,7 +438,7 @@ transfer_model = ModelExercise(
                                      # ImageNet classifier on top, weights=ftl.resolve_weights()
             pretrained_model.trainable = ____  # should training change the ImageNet weights?
             transfer_model = ____  # keras.Sequential: Input, pixels [0, 255] -> [-1, 1], pretrained_model,
-                          # Flatten, a Dense layer with one softmax unit per class
+                                   # Flatten, a Dense layer with one softmax unit per class
             transfer_model.compile(optimizer=____, loss=____, metrics=[____])
         """),
     solution_code=textwrap.dedent("""\

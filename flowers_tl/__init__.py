@@ -15,6 +15,7 @@ from .accelerator import Accelerator, detect_accelerator
 from .data import (CLASSES, DataSplit, data_pattern, get_training_dataset,
                    get_validation_dataset, list_shards, load_dataset, split_shards)
 from .errors import ConfigError, DataError, FlowersTLError, OutputExistsError, WeightsError
+from .pictures import load_picture
 from .model import build_model, compile_model, load_backbone, resolve_weights, unfreeze_top
 from .plots import (display_9_images_from_dataset, display_9_images_with_predictions,
                     display_confusion_matrix, display_training_curves)

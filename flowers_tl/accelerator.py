@@ -20,6 +20,11 @@ from typing import Any, Optional
 
 import keras
 
+from .messages import say
+
+ONE_REPLICA = "Running on {kind} with 1 replica (Keras backend: {backend})"
+REPLICAS = "Running on {kind} with {replicas} replicas (Keras backend: {backend})"
+
 
 @dataclasses.dataclass
 class Accelerator:
@@ -63,9 +68,9 @@ class Accelerator:
         return self.kind == "TPU"
 
     def describe(self) -> str:
-        """One line such as 'Running on TPU with 8 replicas (Keras backend: jax)'."""
-        plural = "replica" if self.replicas == 1 else "replicas"
-        return f"Running on {self.kind} with {self.replicas} {plural} (Keras backend: {self.backend})"
+        """One line such as 'Running on TPU with 8 replicas (Keras backend: jax)', in the course's language."""
+        return say(ONE_REPLICA if self.replicas == 1 else REPLICAS, kind=self.kind, replicas=self.replicas,
+                   backend=self.backend)
 
     def __str__(self) -> str:
         return self.describe()

@@ -308,12 +308,21 @@ def get_training_dataset(shards: Sequence[str], image_size=DEFAULT_IMAGE_SIZE,
 
 def get_validation_dataset(shards: Sequence[str], image_size=DEFAULT_IMAGE_SIZE,
                            batch_size: int = 64, drop_remainder: bool = False,
-                           cache: bool = True) -> tf.data.Dataset:
-    """Batches of every validation image once, in file order."""
+                           cache: bool = True, limit: Optional[int] = None) -> tf.data.Dataset:
+    """Batches of every validation image once (or of the first `limit`), in file order.
+
+    The dataset knows how many batches it holds (its records are counted first), so
+    Keras ends each validation pass quietly instead of warning "Your input ran out of data".
+    """
+    images = sum(count_records(shard) for shard in shards)
     dataset = load_dataset(shards, image_size, ordered=True)
+    if limit is not None and limit < images:
+        images, dataset = limit, dataset.take(limit)
     if cache:
         dataset = dataset.map(_pixels_as_uint8, num_parallel_calls=AUTOTUNE).cache()
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    batches = images // batch_size if drop_remainder else -(-images // batch_size)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     return dataset.map(_pixels_as_float, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 

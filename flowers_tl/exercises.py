@@ -296,8 +296,8 @@ def refuse_untrainable(model) -> None:
 
 
 @dataclasses.dataclass
-class ModelExercise:
-    """One WORK REQUIRED cell that builds and compiles a model in its own variable.
+class Exercise:
+    """What every WORK REQUIRED cell has: its code, its hint and the variable its check reads.
 
     Attributes:
         name: the attribute name in this module (used in the check call).
@@ -306,7 +306,6 @@ class ModelExercise:
         stub: the playground's code, with `____` blanks.
         solution_code: the solution notebook's code, word for word.
         hint_text: a nudge that gives less away than the solution (English; translated when printed).
-        needs_backbone: the model must contain the frozen pretrained MobileNetV2.
     """
 
     name: str
@@ -315,6 +314,23 @@ class ModelExercise:
     stub: str
     solution_code: str
     hint_text: str
+
+    def hint(self) -> None:
+        """Print a hint."""
+        print(say(HINT, hint=translate(self.hint_text)))
+
+    def solution(self) -> None:
+        """Print the course's solution."""
+        print(say(SOLUTION, code=comments_translated(self.solution_code)))
+
+
+@dataclasses.dataclass
+class ModelExercise(Exercise):
+    """One WORK REQUIRED cell that builds and compiles a model in its own variable.
+
+    `needs_backbone`: the model must contain the frozen pretrained MobileNetV2.
+    """
+
     needs_backbone: bool
 
     def evaluate(self, model, accelerator=None, classes: int = len(CLASSES)) -> str:
@@ -356,14 +372,6 @@ class ModelExercise:
         if not is_blank(model) and sentence != say(CORRECT, what=translate(self.what)):
             _remember_failure(model, sentence)
         print(sentence)
-
-    def hint(self) -> None:
-        """Print a hint."""
-        print(say(HINT, hint=translate(self.hint_text)))
-
-    def solution(self) -> None:
-        """Print the course's solution."""
-        print(say(SOLUTION, code=comments_translated(self.solution_code)))
 
     def or_solution(self, model, accelerator, image_size):
         """`model`, or while it is still a blank or its cell crashed, the course's solution model
@@ -463,20 +471,13 @@ transfer_model = ModelExercise(
 
 
 @dataclasses.dataclass
-class FitExercise:
+class FitExercise(Exercise):
     """The WORK REQUIRED cell where the learner trains the first model with `model.fit` themselves.
 
     check() reads the History that `model.fit` returned: the number of epochs, the steps per epoch
     (the training dataset repeats forever, so steps_per_epoch says where an epoch ends) and a
     validation accuracy (validation_data was given).
     """
-
-    name: str
-    variable: str
-    what: str
-    stub: str
-    solution_code: str
-    hint_text: str
 
     def evaluate(self, history, epochs: int, steps_per_epoch: int) -> str:
         """The one sentence `check()` prints (one of this module's message constants, translated)."""
@@ -500,14 +501,6 @@ class FitExercise:
             print(say(NOT_FINISHED))
             return
         print(self.evaluate(history, epochs, steps_per_epoch))
-
-    def hint(self) -> None:
-        """Print a hint."""
-        print(say(HINT, hint=translate(self.hint_text)))
-
-    def solution(self) -> None:
-        """Print the course's solution."""
-        print(say(SOLUTION, code=comments_translated(self.solution_code)))
 
     def or_solution(self, history, model, split, *, epochs: int, accelerator=None):
         """`history`, or while it is a blank or its cell crashed, the history of ftl.train on `model`
@@ -575,7 +568,7 @@ class CoursePace:
         return say(PACE, mode=mode, epochs=self.epochs)
 
 
-FULL_PACE = CoursePace(fast=False, epochs=10, baseline_epochs=3, fine_tune_epochs=1)
+FULL_PACE = CoursePace(fast=False, epochs=10, baseline_epochs=3, fine_tune_epochs=5)
 QUICK_PACE = CoursePace(fast=True, epochs=1, baseline_epochs=1, fine_tune_epochs=1,
                         training_shards=1, validation_shards=1)
 

@@ -151,22 +151,28 @@ ACTIVATIONS = ActivationCache()
 
 
 def extract_features(extractor: keras.Model, dataset, batch_size: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Run `extractor` once over an unbatched (image, label) dataset; float16 outputs, int labels.
-
-    The last, smaller batch is padded to `batch_size`: one input shape means one traced
-    function and one set of oneDNN kernels (a new shape costs seconds on a CPU).
-    """
+    """Run `extractor` once over an unbatched (image, label) dataset; float16 outputs, int labels."""
     features: List[np.ndarray] = []
     labels: List[np.ndarray] = []
     for images, batch_labels in dataset.batch(batch_size).as_numpy_iterator():
-        missing = batch_size - len(images)
-        padded = np.concatenate([images, np.zeros((missing, *images.shape[1:]), images.dtype)]) if missing else images
-        features.append(np.asarray(extractor.predict_on_batch(padded), dtype=np.float16)[: len(images)])
+        features.append(predict_batch(extractor, images, batch_size).astype(np.float16))
         labels.append(batch_labels)
     if not features:
         raise DataError("no image to compute features for: the shards are empty, or every training "
                         "photo is also a validation photo. Add photos or choose other shards.")
     return np.concatenate(features), np.concatenate(labels)
+
+
+def predict_batch(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """`model`'s outputs for a batch of at most `batch_size` images.
+
+    A smaller batch (the last one) is padded to `batch_size`: one input shape means one
+    traced function and one set of oneDNN kernels (a new shape costs seconds on a CPU).
+    """
+    missing = batch_size - len(images)
+    if missing:
+        images = np.concatenate([images, np.zeros((missing, *images.shape[1:]), images.dtype)])
+    return np.asarray(model.predict_on_batch(images))[: batch_size - missing]
 
 
 def _weights_fingerprint(extractor: keras.Model) -> str:

@@ -11,6 +11,11 @@ LANGUAGES = ("en", "ru")
 UNKNOWN_LANGUAGE = "Unknown language '{language}': use one of {languages}."
 
 RUSSIAN = {
+    # flowers_tl/accelerator.py: the line detect_accelerator() prints
+    "Running on {kind} with 1 replica (Keras backend: {backend})":
+        "Работаем на {kind}, 1 реплика (бэкенд Keras: {backend})",
+    "Running on {kind} with {replicas} replicas (Keras backend: {backend})":
+        "Работаем на {kind}, реплик: {replicas} (бэкенд Keras: {backend})",
     # flowers_tl/exercises.py: check(), hint(), solution()
     "Correct: {what} is exactly what the course needs.":
         "Верно: {what} — именно то, что нужно курсу.",

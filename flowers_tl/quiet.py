@@ -20,6 +20,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 
 ENVIRONMENT = {
     "TF_CPP_MIN_LOG_LEVEL": "3",  # TensorFlow's C++ logs: fatal only (errors arrive as exceptions)
@@ -63,11 +64,26 @@ def filtered_stderr():
 
 
 def import_tensorflow() -> None:
-    """Import TensorFlow without its start-up lines (a no-op once it is imported)."""
-    if "tensorflow" in sys.modules:
-        return
-    with filtered_stderr():
-        import tensorflow  # noqa: F401  (the import is the point)
+    """Import TensorFlow without its start-up lines, and quiet its Python logger."""
+    if "tensorflow" not in sys.modules:
+        with filtered_stderr():
+            import tensorflow  # noqa: F401  (the import is the point)
+    import tensorflow as tf
+
+    # "WARNING:tensorflow:5 out of the last 20 calls ... triggered tf.function retracing": each new
+    # Keras model traces its own predict function, as the course's cells build several models.
+    tf.get_logger().setLevel("ERROR")
+
+
+def ignore_spurious_keras_warnings() -> None:
+    """Hide Keras' warning about a default it ignores: fit(shuffle=True) with a tf.data dataset.
+
+    Keras 3.15 warns on every `model.fit(dataset)` with the default `shuffle=True`, though the
+    course's datasets are shuffled already; a learner's correct `fit` call should print nothing.
+    """
+    warnings.filterwarnings("ignore", message="`shuffle=True` was passed, but will be ignored",
+                            category=UserWarning)
 
 
 set_defaults()
+ignore_spurious_keras_warnings()

@@ -22,7 +22,7 @@ import numpy as np
 from . import data as flowers_data
 from .accelerator import accelerator_scope, training_settings
 from .errors import ConfigError
-from .frozen import FrozenPart, activation_batches, whole_batches
+from .frozen import FrozenPart, activation_batches, predict_batch, whole_batches
 from .plots import confusion_matrix
 
 
@@ -105,7 +105,7 @@ def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10
         if multi_worker:
             history = _train_multi_worker(model, run)
         elif frozen:
-            history, feature_time = _fit_on_activations(frozen, run, model.get_compile_config())
+            history, feature_time = _fit_on_activations(frozen, run, model)
         else:
             history = _fit_on_images(model, run)
     wall = time.perf_counter() - start
@@ -140,19 +140,14 @@ def fine_tune(model: keras.Model, split: flowers_data.DataSplit, *, from_block: 
 
 def _fit_on_images(model: keras.Model, run: _Run) -> dict:
     """Plain `model.fit` on the photos: every layer runs in every epoch."""
-    import tensorflow as tf
-
     split, global_batch = run.split, run.settings.global_batch_size
     training = flowers_data.get_training_dataset(
         split.training_shards, run.image_size, global_batch, run.seed,
         drop_remainder=run.settings.drop_remainder, exclude_shards=split.validation_shards,
         flip=run.flip)
-    validation = flowers_data.get_validation_dataset(split.validation_shards, run.image_size, global_batch)
     usable = split.validation_images - split.validation_images % run.settings.batch_multiple
-    if usable < split.validation_images:  # every batch must split evenly over the devices
-        validation = validation.unbatch().take(usable).batch(global_batch)
-    # A known length ends each validation pass cleanly (Keras warns "Your input ran out of data").
-    validation = validation.apply(tf.data.experimental.assert_cardinality(math.ceil(usable / global_batch)))
+    validation = flowers_data.get_validation_dataset(  # every batch must split evenly over the devices
+        split.validation_shards, run.image_size, global_batch, limit=usable)
     history = model.fit(training, steps_per_epoch=split.steps_per_epoch(global_batch), epochs=run.epochs,
                         validation_data=validation, callbacks=list(run.callbacks), verbose=run.verbose,
                         shuffle=False)  # get_training_dataset shuffles
@@ -161,8 +156,12 @@ def _fit_on_images(model: keras.Model, run: _Run) -> dict:
 
 # --- The frozen part of a model ---------------------------------------------------------------
 
-def _fit_on_activations(frozen: FrozenPart, run: _Run, compile_config: dict) -> Tuple[dict, float]:
-    """Train `frozen.upper` on the cached activations; Keras history and seconds spent on `lower`."""
+def _fit_on_activations(frozen: FrozenPart, run: _Run, model: keras.Model) -> Tuple[dict, float]:
+    """Train `frozen.upper` on the cached activations; Keras history and seconds spent on `lower`.
+
+    `upper` is compiled as `model` was, with `model`'s own optimizer: its state is the
+    model's, so a saved model holds it (and loads without Keras' optimizer warning).
+    """
     start = time.perf_counter()
     train_x, train_y, val_x, val_y = frozen.activations(run.split, run.image_size)
     seconds = time.perf_counter() - start
@@ -171,9 +170,10 @@ def _fit_on_activations(frozen: FrozenPart, run: _Run, compile_config: dict) -> 
     train_x, train_y = whole_batches(train_x, train_y, global_batch if settings.drop_remainder
                                      else settings.batch_multiple)
     val_x, val_y = whole_batches(val_x, val_y, settings.batch_multiple)
+    compile_arguments = keras.saving.deserialize_keras_object(model.get_compile_config())
     with accelerator_scope(run.accelerator):
-        frozen.upper.compile_from_config({**compile_config,
-                                          "steps_per_execution": settings.steps_per_execution})
+        frozen.upper.compile(**{**compile_arguments, "optimizer": model.optimizer,
+                                "steps_per_execution": settings.steps_per_execution})
     history = frozen.upper.fit(
         activation_batches(train_x, train_y, global_batch, shuffle=True, flip=run.flip),
         validation_data=activation_batches(val_x, val_y, global_batch), epochs=run.epochs,
@@ -316,9 +316,9 @@ def evaluate(model: keras.Model, shards, image_size=None, batch_size: int = 64,
     labels, predicted = [], []
     with flowers_data.reading(shards, image_size):
         for images, batch_labels in dataset.as_numpy_iterator():
-            probabilities = np.asarray(model.predict_on_batch(images))
+            probabilities = predict_batch(model, images, batch_size)
             if flip_test:
-                probabilities = probabilities + np.asarray(model.predict_on_batch(images[:, :, ::-1]))
+                probabilities = probabilities + predict_batch(model, images[:, :, ::-1], batch_size)
             predicted.append(probabilities.argmax(axis=-1))
             labels.append(batch_labels)
     labels, predicted = np.concatenate(labels), np.concatenate(predicted)

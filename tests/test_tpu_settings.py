@@ -15,7 +15,8 @@ import flowers_tl as ftl
 from flowers_tl.accelerator import (TPU_STEPS_PER_EXECUTION, Accelerator, TrainingSettings,
                                     training_settings, use_precision)
 from flowers_tl.data import get_training_dataset, split_shards
-from flowers_tl.training import _whole_batches, train
+from flowers_tl.frozen import whole_batches
+from flowers_tl.training import train
 
 TPU_TF = Accelerator(kind="TPU", replicas=8, backend="tensorflow")
 TPU_JAX = Accelerator(kind="TPU", replicas=8, backend="jax")
@@ -120,8 +121,8 @@ def test_train_uses_tpu_settings(real_data_pattern, weights_path, fast):
     assert len(counter.steps) == 1, counter.steps
 
 
-def test_features_are_cut_to_whole_batches():
+def test_features_are_cut_towhole_batches():
     features, labels = np.zeros((45, 3)), np.arange(45)
-    kept_features, kept_labels = _whole_batches(features, labels, 16)
+    kept_features, kept_labels = whole_batches(features, labels, 16)
     assert kept_features.shape == (32, 3) and kept_labels.tolist() == list(range(32))
-    assert len(_whole_batches(features, labels, 1)[1]) == 45
+    assert len(whole_batches(features, labels, 1)[1]) == 45

@@ -81,6 +81,8 @@ def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10
             part's activations are mirrored instead, which is nearly the same and free.
         cosine_decay: lower the optimizer's learning rate along a cosine, epoch by
             epoch, from the compiled value towards zero (steadier final accuracy).
+        ignore_check: train even a model that failed its exercise check (see
+            `exercises.refuse_untrainable`).
     """
     _check_compiled(model)
     if not ignore_check:  # a model that failed its exercise check stops here, with the check's sentence

@@ -208,7 +208,7 @@ def chart(rows: list, table: dict, path: str) -> None:
     axes.set_ylabel("final validation accuracy (654 photos)")
     axes.set_title("Flowers, MobileNetV2: accuracy against time")
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=7, loc="lower right")
+    axes.legend(fontsize=7, loc="center right")
     figure.savefig(path)
 
 

@@ -121,7 +121,7 @@ def test_train_uses_tpu_settings(real_data_pattern, weights_path, fast):
     assert len(counter.steps) == 1, counter.steps
 
 
-def test_features_are_cut_towhole_batches():
+def test_features_are_cut_to_whole_batches():
     features, labels = np.zeros((45, 3)), np.arange(45)
     kept_features, kept_labels = whole_batches(features, labels, 16)
     assert kept_features.shape == (32, 3) and kept_labels.tolist() == list(range(32))

@@ -17,10 +17,10 @@ Configurations:
                activations, the backbone cut after block B (15, 12 or 9) at S px (192 or 224);
                scored with and without test-time flips.
 
-`--set main` (the default, about 30 minutes on 2 cores) runs original (1 seed: 6 minutes
+`--set main` (the default, about 40 minutes on 2 shared cores, as measured) runs original (1 seed: 6 minutes
 each), default, frozen-224 and ft12-224 (3 seeds); `--set grid` runs the other cuts and
-sizes (1 seed each, about 20 minutes); `--quick` is a smoke run (1 seed, a few epochs,
-about 5 minutes). Prints a table, writes JSON and an accuracy-versus-seconds chart.
+sizes (1 seed each, about 18 minutes shared); `--quick` is a smoke run (1 seed, a few epochs,
+about 10 minutes shared). Prints a table, writes JSON and an accuracy-versus-seconds chart.
 
     python benchmarks/accuracy_speed.py --output benchmarks/results
 """

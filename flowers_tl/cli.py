@@ -31,8 +31,9 @@ def main(argv=None) -> int:
     except FlowersTLError as error:
         print(f"flowers-tl {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"flowers-tl {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interruption:  # convert says how far it got
+        said = str(interruption) if type(interruption) is not KeyboardInterrupt else ""
+        print(f"flowers-tl {args.command}: interrupted{': ' + said if said else ''}", file=sys.stderr)
         return 130
 
 
@@ -273,7 +274,8 @@ def _convert(args) -> int:
 
     if args.folder:
         report = convert.convert_folder(args.folder, args.output, image_size=args.image_size,
-                                        shards=args.shards, seed=args.seed, overwrite=args.overwrite)
+                                        shards=args.shards, seed=args.seed, overwrite=args.overwrite,
+                                        progress=convert.progress_on_stderr())
     else:
         report = convert.convert_tf_flowers(args.output, image_size=args.image_size,
                                             shards=args.shards, seed=args.seed, overwrite=args.overwrite)

@@ -26,24 +26,48 @@ later class number).
 import dataclasses
 import glob
 import hashlib
-import io
 import json
 import os
 import random
+import sys
+import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .data import CLASSES
 from .errors import ConfigError, DataError, OutputExistsError
-from .pictures import crop_fill, encode_jpeg, is_picture_name, to_rgb
+from .files import (FileProblem, OutputClaim, interrupt_on_signals, make_output_folder, publish,
+                    reason_of, regular_file_problem, remove_stale_partials, write_text_atomically)
+from .messages import say
+from .pictures import (crop_fill, decode_picture, encode_jpeg, is_picture_name, read_picture_bytes,
+                       small_picture_note, to_rgb)
 
 DEFAULT_IMAGE_SIZE = 192
 DEFAULT_SHARDS = 16
 DEFAULT_SEED = 42
 MIN_IMAGE_SIZE = 32
+MAX_IMAGE_SIZE = 1024  # 20 times the pixels of the course's 224: past that, memory, not accuracy, grows
+PARTIAL_SUFFIX = ".tfrec.tmp"
 JPEG_QUALITY = 90
 CACHE_ENV_VARIABLE = "FLOWERS_TL_CACHE"
 TF_FLOWERS_LABELS = ["dandelion", "daisy", "tulips", "sunflowers", "roses"]  # tfds' own order
 _DONE_FILE = "conversion.json"
+
+IMAGE_TOO_LARGE = ("image size {size} is too large: use at most {largest} pixels. Every picture is held "
+                   "in memory at that size while it is converted ({megabytes:,.0f} MB each at {size}x{size}), and "
+                   "MobileNetV2's ImageNet weights were trained at 224x224, so larger inputs cost far more "
+                   "memory and time than they add accuracy; the course uses 192.")
+FOLDER_LINK = "a symbolic link to a folder: not followed (copy or move the photos into the class folder)"
+DUPLICATE = ("Note: '{second}' is the same photo as '{first}' ({how}); both were converted. Remove one "
+             "if it was copied by mistake: a photo in both the training and validation shards makes the "
+             "validation accuracy look better than it is.")
+SAME_BYTES = "same file contents"
+SAME_PIXELS = "same pixels"
+STALE_PARTIALS = "Note: removed {count} temporary file(s) left in '{output}' by an interrupted conversion."
+SHARDS_NOT_WRITTEN = ("cannot write the shards into '{output}': {reason}. Nothing was written there (its temporary "
+                "files were removed); free some space or choose another output folder.")
+INTERRUPTED = ("interrupted after {done} of {total} photos; nothing was written to '{output}' (its temporary "
+               "files were removed). Run the same command again to convert everything.")
+PROGRESS = "convert: {done} of {total} photos ({percent:.0f}%)"
 
 
 @dataclasses.dataclass
@@ -56,6 +80,7 @@ class ConversionReport:
     images_per_class: Dict[str, int]
     shards: List[str]
     skipped: List[Tuple[str, str]] = dataclasses.field(default_factory=list)  # (file, reason)
+    notes: List[str] = dataclasses.field(default_factory=list)  # tiny pictures, duplicates, bit depths...
 
     @property
     def images(self) -> int:
@@ -75,6 +100,7 @@ class ConversionReport:
         if self.classes != CLASSES:
             lines.append(f"  Note: these {len(self.classes)} classes are not the course's {CLASSES}; "
                          f"build the model with num_classes={len(self.classes)}.")
+        lines += self.notes
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)} file(s):")
             lines += [f"  {path}: {reason}" for path, reason in self.skipped]
@@ -85,29 +111,62 @@ class ConversionReport:
 
 def convert_folder(folder: str, output: str, image_size: int = DEFAULT_IMAGE_SIZE,
                    shards: int = DEFAULT_SHARDS, seed: int = DEFAULT_SEED,
-                   overwrite: bool = False) -> ConversionReport:
+                   overwrite: bool = False,
+                   progress: Optional[Callable[[int, int], None]] = None) -> ConversionReport:
     """Convert `folder/<class name>/**/<photo>` into shards in `output`.
 
     Raises DataError for a missing folder, no class sub-folder or an empty class
-    folder; OutputExistsError when `output` already has shards and not `overwrite`.
+    folder; OutputExistsError when `output` already has shards and not `overwrite`,
+    or while another conversion writes there. `progress(done, total)` is called
+    after each photo. The report's notes name tiny pictures, pictures of more than
+    8 bits mapped to 8, and identical photos.
     """
     _check_arguments(image_size, shards)
     classes, photos, skipped = list_class_photos(folder)
     _check_output(output, overwrite)
     random.Random(seed).shuffle(photos)
+    notes: List[str] = []
+    twins = _TwinFinder()
 
     def make_record(item):
         path, class_index = item
-        raw = _read_file(path)
+        raw = read_picture_bytes(path)
+        picture = decode_picture(raw, path, notes.append)
+        notes.extend(filter(None, [small_picture_note(path, picture, image_size)]))
+        twins.add(path, raw, picture)
         relative = os.path.relpath(path, folder)
-        return _example(raw, _picture_from_bytes(raw), class_index, classes, image_size,
+        return _example(raw, picture, class_index, classes, image_size,
                         filename=relative.replace(os.sep, "/")), classes[class_index]
 
     present = {classes[class_index] for _, class_index in photos}
     report = _write_shards(output, photos, make_record, lambda item: item[0], classes, present,
-                           image_size, shards, overwrite)
+                           image_size, shards, overwrite, progress=progress)
     report.skipped = skipped + report.skipped
+    report.notes += sorted(notes) + twins.notes()
     return report
+
+
+class _TwinFinder:
+    """Finds photos that are the same file contents, or the same pixels, under two names."""
+
+    def __init__(self):
+        self.first: Dict[Tuple[str, str], str] = {}  # (kind, hash) -> first path
+        self.pairs: List[Tuple[str, str, str]] = []  # (first, second, how)
+
+    def add(self, path: str, raw: bytes, picture) -> None:
+        """Remember one photo; pair it with an earlier one of the same bytes, else the same pixels."""
+        pixels = picture.tobytes() + repr(picture.size).encode()
+        for kind, digest in ((SAME_BYTES, hashlib.sha256(raw).hexdigest()),
+                             (SAME_PIXELS, hashlib.sha256(pixels).hexdigest())):
+            earlier = self.first.setdefault((kind, digest), path)
+            if earlier != path:
+                self.pairs.append((*sorted((earlier, path)), kind))
+                return
+
+    def notes(self) -> List[str]:
+        """One note per pair of identical photos, in name order."""
+        return [say(DUPLICATE, first=first, second=second, how=say(how))
+                for first, second, how in sorted(self.pairs)]
 
 
 def list_class_photos(folder: str) -> Tuple[List[str], List[Tuple[str, int]], List[Tuple[str, str]]]:
@@ -118,7 +177,8 @@ def list_class_photos(folder: str) -> Tuple[List[str], List[Tuple[str, int]], Li
     (names starting with '.') are ignored.
     """
     if not os.path.isdir(folder):
-        what = "is a file, not a folder" if os.path.exists(folder) else "does not exist"
+        what = ("is a file, not a folder" if os.path.exists(folder) else
+                "is a symbolic link to nothing, or one that loops" if os.path.islink(folder) else "does not exist")
         raise DataError(f"photo folder '{folder}' {what}. Give a folder with one sub-folder "
                         "of photos per class, e.g. photos/daisy/*.jpg, photos/roses/*.jpg.")
     entries = sorted(e for e in os.listdir(folder) if not e.startswith("."))
@@ -133,8 +193,13 @@ def list_class_photos(folder: str) -> Tuple[List[str], List[Tuple[str, int]], Li
     photos: List[Tuple[str, int]] = []
     for name in folders:
         class_index, found = classes.index(name), 0
-        for path in _files_below(os.path.join(folder, name)):
-            if is_picture_name(path):
+        files, links = _files_below(os.path.join(folder, name))
+        skipped += [(link, say(FOLDER_LINK)) for link in links]
+        for path in files:
+            problem = regular_file_problem(path)
+            if problem:  # a FIFO, a device, a broken or looping link: never opened
+                skipped.append((path, problem))
+            elif is_picture_name(path):
                 photos.append((path, class_index))
                 found += 1
             else:
@@ -145,21 +210,15 @@ def list_class_photos(folder: str) -> Tuple[List[str], List[Tuple[str, int]], Li
     return classes, photos, skipped
 
 
-def _files_below(folder: str) -> List[str]:
-    """Every non-hidden file under `folder`, nested folders included, in a fixed order."""
-    found = []
+def _files_below(folder: str) -> Tuple[List[str], List[str]]:
+    """Every non-hidden file under `folder`, nested folders included, in a fixed order; and the
+    symbolic links to folders, which are not followed (a link back up would loop forever)."""
+    found, links = [], []
     for root, folders, files in os.walk(folder):
         folders[:] = sorted(f for f in folders if not f.startswith("."))
+        links += [os.path.join(root, f) for f in folders if os.path.islink(os.path.join(root, f))]
         found += [os.path.join(root, f) for f in sorted(files) if not f.startswith(".")]
-    return found
-
-
-def _read_file(path: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as error:
-        raise DataError(f"cannot read it ({error.strerror or error})") from None
+    return found, links
 
 
 # ---------------------------------------------------------------- from tensorflow-datasets
@@ -234,7 +293,10 @@ def _image_from_element(image) -> Tuple[bytes, object]:
     from PIL import Image
 
     if isinstance(image, (bytes, np.bytes_)):
-        return bytes(image), _picture_from_bytes(bytes(image))
+        try:
+            return bytes(image), decode_picture(bytes(image), "image")
+        except FileProblem as problem:
+            raise DataError(problem.reason) from None
     pixels = np.asarray(image)
     if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3) or min(pixels.shape[:2]) < 1:
         raise DataError(f"image is not a uint8 picture array (dtype {pixels.dtype}, shape {pixels.shape})")
@@ -268,7 +330,7 @@ def tf_flowers_shards(image_size: int = DEFAULT_IMAGE_SIZE) -> List[str]:
     report = convert_tf_flowers(folder, image_size=image_size, overwrite=True)
     summary = {"images_per_class": report.images_per_class, "shards": len(report.shards),
                "image_size": image_size, "skipped": len(report.skipped)}
-    _write_text_atomically(os.path.join(folder, _DONE_FILE), json.dumps(summary, indent=2))
+    write_text_atomically(os.path.join(folder, _DONE_FILE), json.dumps(summary, indent=2))
     print(report)
     return sorted(report.shards)
 
@@ -279,6 +341,9 @@ def _check_arguments(image_size: int, shards: int) -> None:
     if not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
         raise ConfigError(f"image size {image_size!r} is too small: use at least {MIN_IMAGE_SIZE} "
                           "pixels (MobileNetV2's minimum; the course uses 192).")
+    if image_size > MAX_IMAGE_SIZE:
+        raise ConfigError(say(IMAGE_TOO_LARGE, size=image_size, largest=MAX_IMAGE_SIZE,
+                              megabytes=image_size * image_size * 3 / 2**20))
     if not isinstance(shards, int) or shards < 1:
         raise ConfigError(f"shards must be a positive whole number, got {shards!r} (the course uses 16).")
 
@@ -290,24 +355,6 @@ def _check_output(output: str, overwrite: bool) -> None:
     if existing and not overwrite:
         raise OutputExistsError(f"'{output}' already holds {len(existing)} .tfrec file(s); pass "
                                 "--overwrite (overwrite=True) to replace them, or choose another output folder.")
-
-
-def _picture_from_bytes(raw: bytes):
-    """Fully decoded RGB picture from file bytes; DataError (the reason) if it is not one."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not raw:
-        raise DataError("empty (zero-byte) file")
-    try:
-        picture = Image.open(io.BytesIO(raw))
-        picture.load()  # decode now, so truncated files fail here
-        return to_rgb(picture)
-    except UnidentifiedImageError:
-        raise DataError("not a picture (unknown file format)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise DataError(f"truncated or corrupt picture ({error})") from None
-    except Image.DecompressionBombError as error:
-        raise DataError(f"picture too large ({error})") from None
 
 
 def _example(raw: bytes, picture, class_index: int, classes: Sequence[str], image_size: int,
@@ -337,44 +384,92 @@ def _example(raw: bytes, picture, class_index: int, classes: Sequence[str], imag
 
 def _write_shards(output: str, items: list, make_record: Callable, name_of: Callable,
                   classes: List[str], present_classes: Iterable[str], image_size: int,
-                  shards: int, overwrite: bool) -> ConversionReport:
+                  shards: int, overwrite: bool,
+                  progress: Optional[Callable[[int, int], None]] = None) -> ConversionReport:
     """Write `items` (already shuffled) into up to `shards` shards, all-or-nothing.
 
     `make_record(item)` returns (serialized example, class name) or raises
     DataError, which skips the item and reports it under `name_of(item)`.
-    Every class of `present_classes` must get at least one image.
+    Every class of `present_classes` must get at least one image. The output is
+    claimed first (`files.OutputClaim`), so a second conversion into it is refused;
+    SIGTERM and Ctrl-C end the run with a DataError saying how far it got, and
+    no temporary file is left behind.
+    """
+    make_output_folder(output)
+    with OutputClaim(output):
+        _check_output(output, overwrite)  # again, now that no other run can write here
+        stale = remove_stale_partials(output, PARTIAL_SUFFIX)
+        notes = [say(STALE_PARTIALS, count=len(stale), output=output)] if stale else []
+        counts = {name: 0 for name in classes}
+        skipped: List[Tuple[str, str]] = []
+        written: List[Tuple[str, int]] = []  # (temporary path, records)
+        try:
+            with interrupt_on_signals():
+                for index, group in enumerate(_split_evenly(items, min(shards, len(items)))):
+                    partial = os.path.join(output, f".partial-{os.getpid()}-{index}{PARTIAL_SUFFIX}")
+                    written.append((partial, 0))
+                    records = _write_shard(partial, group, make_record, name_of, counts, skipped,
+                                           lambda done: progress and progress(done, len(items)))
+                    written[-1] = (partial, records)
+            _check_every_class_written(counts, present_classes, output, skipped)
+            final = _publish(output, [w for w in written if w[1]], overwrite)
+        except KeyboardInterrupt:
+            done = sum(counts.values()) + len(skipped)
+            raise ConversionInterrupted(say(INTERRUPTED, done=done, total=len(items), output=output)) from None
+        except OSError as error:  # a full disk, a folder made read-only meanwhile
+            raise DataError(say(SHARDS_NOT_WRITTEN, output=output, reason=reason_of(error))) from None
+        finally:
+            for partial, _ in written:
+                if os.path.exists(partial):
+                    os.remove(partial)
+    return ConversionReport(output=output, image_size=image_size, classes=list(classes),
+                            images_per_class=counts, shards=final, skipped=skipped, notes=notes)
+
+
+def _write_shard(partial: str, group: list, make_record: Callable, name_of: Callable,
+                 counts: Dict[str, int], skipped: List[Tuple[str, str]], progress: Callable) -> int:
+    """Write one group's records into the temporary shard `partial`; the number written.
+
+    Counts each class in `counts`, adds unusable items to `skipped`, calls
+    `progress(photos done so far)` after each item.
     """
     import tensorflow as tf
 
-    os.makedirs(output, exist_ok=True)
-    groups = _split_evenly(items, min(shards, len(items)))
-    counts = {name: 0 for name in classes}
-    skipped: List[Tuple[str, str]] = []
-    written: List[Tuple[str, int]] = []  # (temporary path, records)
+    records = 0
     try:
-        for index, group in enumerate(groups):
-            partial = os.path.join(output, f".partial-{os.getpid()}-{index}.tfrec.tmp")
-            written.append((partial, 0))
-            records = 0
-            with tf.io.TFRecordWriter(partial) as writer:
-                for item in group:
-                    try:
-                        record, class_name = make_record(item)
-                    except DataError as error:
-                        skipped.append((name_of(item), str(error)))
-                        continue
+        with tf.io.TFRecordWriter(partial) as writer:
+            for item in group:
+                try:
+                    record, class_name = make_record(item)
+                except DataError as error:
+                    skipped.append((name_of(item), error.reason if isinstance(error, FileProblem) else str(error)))
+                else:
                     writer.write(record)
                     counts[class_name] += 1
                     records += 1
-            written[-1] = (partial, records)
-        _check_every_class_written(counts, present_classes, output, skipped)
-        final = _publish(output, [w for w in written if w[1]], overwrite)
-    finally:
-        for partial, _ in written:
-            if os.path.exists(partial):
-                os.remove(partial)
-    return ConversionReport(output=output, image_size=image_size, classes=list(classes),
-                            images_per_class=counts, shards=final, skipped=skipped)
+                progress(sum(counts.values()) + len(skipped))
+    except tf.errors.OpError as error:  # TensorFlow's own file errors (no space, no permission)
+        first = (error.message or type(error).__name__).splitlines()[0]
+        raise OSError(first.replace(f"{partial}; ", "")) from None  # TF puts the file name first
+    return records
+
+
+class ConversionInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped a conversion; the message says how far it got."""
+
+
+def progress_on_stderr(every_s: float = 2.0) -> Callable[[int, int], None]:
+    """A `progress(done, total)` that prints a line on stderr at most every `every_s` seconds, and at the end."""
+    last = [time.monotonic()]
+
+    def show(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - last[0] >= every_s:
+            last[0] = now
+            print(say(PROGRESS, done=done, total=total, percent=100 * done / max(total, 1)),
+                  file=sys.stderr, flush=True)
+
+    return show
 
 
 def _split_evenly(items: list, parts: int) -> List[list]:
@@ -385,6 +480,7 @@ def _split_evenly(items: list, parts: int) -> List[list]:
 
 def _check_every_class_written(counts: Dict[str, int], present_classes: Iterable[str],
                                output: str, skipped: List[Tuple[str, str]]) -> None:
+    """DataError (nothing written) when a class that had photos got no usable one."""
     empty = [name for name, count in counts.items() if name in present_classes and not count]
     if empty:
         shown = "; ".join(f"{path}: {reason}" for path, reason in skipped[:3])
@@ -401,16 +497,9 @@ def _publish(output: str, written: List[Tuple[str, int]], overwrite: bool) -> Li
     final = []
     for index, (partial, records) in enumerate(written):
         path = os.path.join(output, f"flowers{index:0{digits}d}-{records}.tfrec")
-        os.replace(partial, path)
+        publish(partial, path)
         final.append(path)
     return final
-
-
-def _write_text_atomically(path: str, text: str) -> None:
-    partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write(text + "\n")
-    os.replace(partial, path)
 
 
 def iter_records(shards: Iterable[str]):

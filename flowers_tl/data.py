@@ -203,6 +203,10 @@ def find_bad_record(shards: Sequence[str], image_size=DEFAULT_IMAGE_SIZE,
                 position += 1
                 parse_example(serialized, image_size, num_classes)
         except tf.errors.DataLossError as error:
+            if not position:  # not even one record: not a TFRecord file (say, /dev/zero or a JPEG)
+                return (f"shard '{shard}' is not a TFRecord file: its first record cannot be read "
+                        f"({_first_line(error)}). Use shards made by `flowers-tl convert`, or remove it "
+                        "from the pattern.")
             return (f"shard '{shard}' is truncated or corrupted after record {position - 1} "
                     f"({_first_line(error)}). Copy or convert it again, or remove it from the pattern.")
         except (tf.errors.OpError, UnicodeDecodeError) as error:

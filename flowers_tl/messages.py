@@ -167,6 +167,72 @@ RUSSIAN = {
     "confusion matrix (accuracy {accuracy:.3f})": "матрица ошибок (точность {accuracy:.3f})",
     # flowers_tl/messages.py
     UNKNOWN_LANGUAGE: "Неизвестный язык '{language}': используйте один из {languages}.",
+    # issue 14: pictures and `flowers-tl convert` (files.py, pictures.py, convert.py)
+    "'{path}': {reason}": "'{path}': {reason}",
+    "{kind}, not a regular file; it was not read": "{kind}, а не обычный файл; он не читался",
+    "{size:.0f} MB, more than the {limit:.0f} MB allowed; it was not read":
+        "{size:.0f} МБ, больше допустимых {limit:.0f} МБ; файл не читался",
+    "cannot be read: {reason}": "не читается: {reason}",
+    "cannot write '{path}': {reason}. Choose another output folder (one you can write to, with free space).":
+        "не удаётся записать '{path}': {reason}. Выберите другую папку вывода (с правом записи и свободным местом).",
+    ("cannot use '{path}' as the output folder: {reason}. Give the path of a folder "
+     "(it is created if needed)."):
+        ("нельзя использовать '{path}' как папку вывода: {reason}. Укажите путь к папке "
+         "(она будет создана при необходимости)."),
+    ("'{path}' is being written by another run (process {pid}, lock file '{lock}'): wait for it to "
+     "finish, or choose another output folder."):
+        ("в '{path}' сейчас пишет другой запуск (процесс {pid}, файл блокировки '{lock}'): дождитесь его "
+         "окончания или выберите другую папку вывода."),
+    "empty (zero-byte) file": "пустой файл (0 байт)",
+    "not a picture (unknown file format)": "не изображение (неизвестный формат файла)",
+    "truncated or corrupt picture ({detail})": "обрезанное или повреждённое изображение ({detail})",
+    ("{pixels} pixels, more than the {limit} million a picture may have "
+     "(a decompression bomb, or a scan far larger than a photo): make it smaller first"):
+        ("{pixels} пикселей, больше допустимых {limit} миллионов (бомба распаковки или скан намного больше "
+         "фотографии): сначала уменьшите изображение"),
+    "every pixel of this {mode} picture is NaN or infinite: there is nothing to show":
+        "все пиксели этого изображения {mode} — NaN или бесконечность: показывать нечего",
+    "every pixel of this {mode} picture has the same value ({value:g}): there is nothing to show":
+        "все пиксели этого изображения {mode} имеют одно значение ({value:g}): показывать нечего",
+    ("Note: '{path}' is only {width}x{height} pixels, far smaller than the model's "
+     "{size}x{size} input: it is enlarged {factor:.0f} times, so expect a blurry picture "
+     "and a less reliable answer."):
+        ("Заметка: '{path}' — всего {width}x{height} пикселей, намного меньше входа модели "
+         "{size}x{size}: изображение увеличено в {factor:.0f} раз, так что оно будет размытым, "
+         "а ответ — менее надёжным."),
+    ("Note: '{path}' is a {mode} picture (values {low:g} to {high:g}); it was mapped to "
+     "8 bits, darkest pixel black and brightest white."):
+        ("Заметка: '{path}' — изображение {mode} (значения от {low:g} до {high:g}); оно переведено "
+         "в 8 бит: самый тёмный пиксель — чёрный, самый светлый — белый."),
+    ("image size {size} is too large: use at most {largest} pixels. Every picture is held "
+     "in memory at that size while it is converted ({megabytes:,.0f} MB each at {size}x{size}), and "
+     "MobileNetV2's ImageNet weights were trained at 224x224, so larger inputs cost far more "
+     "memory and time than they add accuracy; the course uses 192."):
+        ("размер изображения {size} слишком велик: используйте не больше {largest} пикселей. Каждое "
+         "изображение при преобразовании хранится в памяти в этом размере ({megabytes:,.0f} МБ каждое при "
+         "{size}x{size}), а веса ImageNet у MobileNetV2 обучены на 224x224, так что большие входы стоят "
+         "намного больше памяти и времени, чем дают точности; в курсе используется 192."),
+    "a symbolic link to a folder: not followed (copy or move the photos into the class folder)":
+        "символическая ссылка на папку: не открывается (скопируйте или перенесите фотографии в папку класса)",
+    ("Note: '{second}' is the same photo as '{first}' ({how}); both were converted. Remove one "
+     "if it was copied by mistake: a photo in both the training and validation shards makes the "
+     "validation accuracy look better than it is."):
+        ("Заметка: '{second}' — та же фотография, что и '{first}' ({how}); преобразованы обе. Удалите одну, "
+         "если она скопирована по ошибке: фотография и в обучающих, и в валидационных файлах делает "
+         "точность на валидации лучше, чем она есть."),
+    "same file contents": "одинаковое содержимое файлов",
+    "same pixels": "одинаковые пиксели",
+    "Note: removed {count} temporary file(s) left in '{output}' by an interrupted conversion.":
+        "Заметка: удалено временных файлов, оставленных в '{output}' прерванным преобразованием: {count}.",
+    ("cannot write the shards into '{output}': {reason}. Nothing was written there (its temporary "
+     "files were removed); free some space or choose another output folder."):
+        ("не удаётся записать файлы TFRecord в '{output}': {reason}. Там ничего не записано (временные "
+         "файлы удалены); освободите место или выберите другую папку вывода."),
+    ("interrupted after {done} of {total} photos; nothing was written to '{output}' (its temporary "
+     "files were removed). Run the same command again to convert everything."):
+        ("прервано после {done} из {total} фотографий; в '{output}' ничего не записано (временные файлы "
+         "удалены). Запустите ту же команду снова, чтобы преобразовать всё."),
+    "convert: {done} of {total} photos ({percent:.0f}%)": "convert: {done} из {total} фотографий ({percent:.0f}%)",
 }
 
 CATALOGUES = {"en": {}, "ru": RUSSIAN}

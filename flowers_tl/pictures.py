@@ -1,37 +1,117 @@
-"""Picture files (JPEG, PNG, grayscale, CMYK, RGBA...) to square RGB arrays, with clear errors.
+"""Picture files (JPEG, PNG, TIFF, grayscale, 16-bit, float, CMYK, RGBA...) to square RGB arrays.
 
-Used by `convert` (photos to TFRecords) and `predict` (a learner's own photo), so
-both see pictures prepared the same way: RGB, scaled so the shorter side fits,
-then center-cropped to a square ("crop-fill": no distortion, no padding).
+The one picture decoder of the package: `convert` (photos to TFRecords) and
+`predict` (a learner's own photo) both use it, so both see a picture as a photo
+viewer shows it:
+
+* the camera's EXIF orientation is applied (a portrait phone photo stands upright);
+* 16-bit and 32-bit integer pictures (PNG mode I;16 / I) and float pictures
+  (TIFF mode F) are mapped to 8 bits by their real value range, darkest pixel to
+  black and brightest to white; a picture without any finite value is refused;
+* transparent parts become white, CMYK and grayscale become RGB;
+* then it is scaled so the shorter side fits and center-cropped to a square
+  ("crop-fill": no distortion, no padding).
+
+Anything that is not a usable picture (not a regular file, too large, not a
+picture, cut short, a decompression bomb) raises `PictureError`, a `DataError`
+naming the file, so a caller can report it and go on with the next file. A
+picture much smaller than the model's input is still used, with a note.
 """
 
 import io
 import os
+import re
+import warnings
+from typing import Callable, Optional
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import DataError
+from .files import FileProblem, read_regular_file
+from .messages import say
 
 PICTURE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+MAX_PICTURE_BYTES = 200 * 2**20  # a 50-megapixel camera's PNG is about 150 MB
+MAX_PICTURE_PIXELS = Image.MAX_IMAGE_PIXELS  # Pillow's own bomb limit (about 89 megapixels)
+SMALL_PICTURE_FRACTION = 4  # a note when the shorter side is under 1/4 of the model's input
+
+EMPTY = "empty (zero-byte) file"
+NOT_A_PICTURE = "not a picture (unknown file format)"
+CORRUPT = "truncated or corrupt picture ({detail})"
+TOO_MANY_PIXELS = ("{pixels} pixels, more than the {limit} million a picture may have "
+                   "(a decompression bomb, or a scan far larger than a photo): make it smaller first")
+NO_VALUES = "every pixel of this {mode} picture is NaN or infinite: there is nothing to show"
+FLAT = "every pixel of this {mode} picture has the same value ({value:g}): there is nothing to show"
+SMALL_PICTURE = ("Note: '{path}' is only {width}x{height} pixels, far smaller than the model's "
+                 "{size}x{size} input: it is enlarged {factor:.0f} times, so expect a blurry picture "
+                 "and a less reliable answer.")
+HIGH_BIT_DEPTH = ("Note: '{path}' is a {mode} picture (values {low:g} to {high:g}); it was mapped to "
+                  "8 bits, darkest pixel black and brightest white.")
+
+_WIDE_MODES = ("I", "F")  # 32-bit integer and float; "I;16", "I;16B"... start with "I"
 
 
-def open_picture(path: str) -> Image.Image:
-    """Fully decode a picture file as RGB; DataError naming the file if it is not a usable picture."""
+class PictureError(FileProblem):
+    """A file that is not a usable picture; `path` and `reason` name the file and say why."""
+
+
+def read_picture_bytes(path: str) -> bytes:
+    """The bytes of a picture file: only a regular file, at most MAX_PICTURE_BYTES (PictureError)."""
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except OSError as error:
-        raise DataError(f"cannot read picture '{path}': {error.strerror or error}") from None
+        return read_regular_file(path, MAX_PICTURE_BYTES)
+    except FileProblem as problem:
+        raise PictureError(problem.path, problem.reason) from None
+
+
+def decode_picture(raw: bytes, path: str, notes: Optional[Callable[[str], None]] = None) -> Image.Image:
+    """Fully decoded, upright RGB picture from file bytes; PictureError naming `path` if it is not one.
+
+    `notes(text)` receives the notes worth telling (a high bit depth mapped to 8 bits).
+    """
     if not raw:
-        raise DataError(f"picture '{path}' is an empty (zero-byte) file")
+        raise PictureError(path, say(EMPTY))
     try:
-        picture = Image.open(io.BytesIO(raw))
-        picture.load()  # decode everything now: truncated files fail here, not later
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise DataError(f"'{path}' is not a readable picture ({error}); "
-                        "use a JPEG or PNG file") from None
+        with warnings.catch_warnings():  # Pillow warns, then refuses, above MAX_PICTURE_PIXELS
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            picture = Image.open(io.BytesIO(raw))
+            picture.load()  # decode everything now: truncated files fail here, not later
+            picture = ImageOps.exif_transpose(picture)
+    except UnidentifiedImageError:
+        raise PictureError(path, say(NOT_A_PICTURE)) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise PictureError(path, say(TOO_MANY_PIXELS, pixels=_pixel_count(error),
+                                     limit=MAX_PICTURE_PIXELS // 10**6)) from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as error:
+        raise PictureError(path, say(CORRUPT, detail=error)) from None
+    if picture.mode.startswith(_WIDE_MODES):
+        picture = _to_8_bits(picture, path, notes)
     return to_rgb(picture)
+
+
+def _pixel_count(error: Exception) -> str:
+    """The pixel count in Pillow's 'Image size (N pixels) exceeds limit ...' (N in millions)."""
+    found = re.search(r"\((\d+) pixels\)", str(error))
+    return f"{int(found.group(1)) / 10**6:.0f} million" if found else "too many"
+
+
+def _to_8_bits(picture: Image.Image, path: str, notes) -> Image.Image:
+    """A grayscale picture of 16/32-bit integers or floats as 8 bits, stretched over its value range."""
+    values = np.asarray(picture, dtype=np.float64)
+    finite = np.isfinite(values)
+    if not finite.any():
+        raise PictureError(path, say(NO_VALUES, mode=picture.mode))
+    low, high = float(values[finite].min()), float(values[finite].max())
+    if high == low:
+        raise PictureError(path, say(FLAT, mode=picture.mode, value=low))
+    scaled = np.where(finite, (values - low) / (high - low) * 255.0, 0.0)
+    if notes:
+        notes(say(HIGH_BIT_DEPTH, path=path, mode=picture.mode, low=low, high=high))
+    return Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")
+
+
+def open_picture(path: str, notes: Optional[Callable[[str], None]] = None) -> Image.Image:
+    """Read and fully decode a picture file as upright RGB; PictureError naming the file if unusable."""
+    return decode_picture(read_picture_bytes(path), path, notes)
 
 
 def to_rgb(picture: Image.Image) -> Image.Image:
@@ -41,6 +121,15 @@ def to_rgb(picture: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return picture.convert("RGB")
+
+
+def small_picture_note(path: str, picture: Image.Image, size: int) -> Optional[str]:
+    """A note when the picture's shorter side is under 1/SMALL_PICTURE_FRACTION of `size`, else None."""
+    width, height = picture.size
+    if min(width, height) * SMALL_PICTURE_FRACTION >= size:
+        return None
+    return say(SMALL_PICTURE, path=path, width=width, height=height, size=size,
+               factor=size / min(width, height))
 
 
 def crop_fill(picture: Image.Image, size: int) -> Image.Image:
@@ -54,9 +143,16 @@ def crop_fill(picture: Image.Image, size: int) -> Image.Image:
     return resized.crop((left, top, left + size, top + size))
 
 
-def load_picture(path: str, size: int) -> np.ndarray:
-    """A picture file as a float32 array [size, size, 3] of pixels in [0, 255]."""
-    return np.asarray(crop_fill(open_picture(path), size), dtype=np.float32)
+def load_picture(path: str, size: int, notes: Optional[Callable[[str], None]] = print) -> np.ndarray:
+    """A picture file as a float32 array [size, size, 3] of pixels in [0, 255].
+
+    Notes (a tiny picture, a high bit depth) go to `notes` (print by default; None: silent).
+    """
+    picture = open_picture(path, notes)
+    note = small_picture_note(path, picture, size)
+    if note and notes:
+        notes(note)
+    return np.asarray(crop_fill(picture, size), dtype=np.float32)
 
 
 def encode_jpeg(picture: Image.Image, quality: int = 90) -> bytes:

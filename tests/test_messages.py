@@ -7,18 +7,19 @@ import string
 
 import pytest
 
-from flowers_tl import accelerator, exercises, learner_errors, messages, plots
+from flowers_tl import accelerator, convert, exercises, files, learner_errors, messages, pictures, plots
 from flowers_tl.messages import RUSSIAN
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
-NOT_MESSAGES = {"FAST_ENV_VARIABLE", "SPARSE_LOSS", "RIGHT_COLOR", "WRONG_COLOR", "LANGUAGES"}
+NOT_MESSAGES = {"FAST_ENV_VARIABLE", "SPARSE_LOSS", "RIGHT_COLOR", "WRONG_COLOR", "LANGUAGES",
+                "PARTIAL_PREFIX", "LOCK_NAME", "PARTIAL_SUFFIX", "CACHE_ENV_VARIABLE", "_DONE_FILE"}
 
 
 def learner_facing():
     """{name: English text} of every message constant, exercise text and plot label."""
     found = {}
-    for module in (accelerator, exercises, learner_errors, plots, messages):
+    for module in (accelerator, exercises, learner_errors, plots, messages, files, pictures, convert):
         for name, value in vars(module).items():
             if name.isupper() and isinstance(value, str) and name not in NOT_MESSAGES:
                 found[f"{module.__name__}.{name}"] = value

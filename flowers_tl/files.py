@@ -24,6 +24,7 @@ import os
 import signal
 import stat
 import threading
+import time
 from typing import Iterator, Optional
 
 from .errors import DataError, OutputExistsError
@@ -198,19 +199,29 @@ class OutputClaim:
             if self._try_claim():
                 return self
             owner = self._owner()
-            if owner and _process_exists(owner):
+            if (owner and _process_exists(owner)) or (not owner and self._just_made()):
                 raise OutputExistsError(say(CLAIMED, path=self.folder, pid=owner, lock=self.lock))
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self.lock)  # left by a run that no longer exists
         raise OutputExistsError(say(CLAIMED, path=self.folder, pid=self._owner(), lock=self.lock))
 
     def _try_claim(self) -> bool:
-        """Make the lock file, whole (pid written first, then linked in place); False if it exists."""
+        """Make the lock file, whole (pid written first, then linked in place); False if it exists.
+
+        On file systems without hard links (FAT on a USB stick, some network and FUSE mounts)
+        the lock is created with O_EXCL instead, and the pid written right after.
+        """
         mine = f"{self.lock}.{os.getpid()}"
         try:
             with open(mine, "w", encoding="ascii") as handle:
                 handle.write(f"{os.getpid()}\n")
-            os.link(mine, self.lock)  # atomic, and fails when the lock exists
+            try:
+                os.link(mine, self.lock)  # atomic, and fails when the lock exists
+            except FileExistsError:
+                raise
+            except OSError:  # no hard links here
+                with open(self.lock, "x", encoding="ascii") as handle:
+                    handle.write(f"{os.getpid()}\n")
             return True
         except FileExistsError:
             return False
@@ -219,6 +230,13 @@ class OutputClaim:
         finally:
             with contextlib.suppress(OSError):
                 os.remove(mine)
+
+    def _just_made(self) -> bool:
+        """True for a lock file made in the last few seconds (its pid may not be written yet)."""
+        try:
+            return time.time() - os.stat(self.lock).st_mtime < 5
+        except OSError:
+            return False
 
     def _owner(self) -> int:
         """The process id written in the lock file (0 when unreadable or half-written)."""

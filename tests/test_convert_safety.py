@@ -155,6 +155,14 @@ def test_output_under_a_regular_file(tmp_path, samples_dir):
     assert (tmp_path / "notes.txt").read_text() == "a file"
 
 
+def test_photo_folder_that_is_a_symlink_loop(tmp_path):
+    loop = tmp_path / "photos"
+    os.symlink(loop, loop)
+    with pytest.raises(DataError, match=f"photo folder '{loop}' is a symbolic link to nothing, or one that loops"):
+        convert.convert_folder(str(loop), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------- full and read-only file systems
 
 def unshare_works() -> bool:

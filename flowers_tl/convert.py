@@ -15,9 +15,15 @@ convert), crop-filled to a square and re-encoded as JPEG. Files that are not
 usable pictures are skipped and listed by name in the report. The records are
 shuffled with a seed and split into shards named `flowersNN-COUNT.tfrec`.
 
+Pictures are read and decoded by `pictures` (upright by their EXIF orientation,
+16-bit and float pictures mapped to 8 bits, FIFOs, devices and decompression
+bombs refused by name); the report notes tiny pictures and identical photos.
+
 Nothing is half-written: shards are written under temporary names and renamed
 only when every shard is complete, so an interrupted run leaves the output
-folder as it was. An output folder that already holds `.tfrec` files is only
+folder as it was (Ctrl-C and SIGTERM remove the temporary files and say how far
+the run got; what a killed run left, the next run removes). A run claims the
+output folder first (`files.OutputClaim`), so a second run into it is refused. An output folder that already holds `.tfrec` files is only
 replaced with `overwrite=True`. A class folder without any picture file is an
 error (its class could never be learned, and skipping it would shift every
 later class number).
@@ -63,8 +69,8 @@ DUPLICATE = ("Note: '{second}' is the same photo as '{first}' ({how}); both were
 SAME_BYTES = "same file contents"
 SAME_PIXELS = "same pixels"
 STALE_PARTIALS = "Note: removed {count} temporary file(s) left in '{output}' by an interrupted conversion."
-SHARDS_NOT_WRITTEN = ("cannot write the shards into '{output}': {reason}. Nothing was written there (its temporary "
-                "files were removed); free some space or choose another output folder.")
+SHARDS_NOT_WRITTEN = ("cannot write the shards into '{output}': {reason}. Nothing was written there (its "
+                      "temporary files were removed); free some space or choose another output folder.")
 INTERRUPTED = ("interrupted after {done} of {total} photos; nothing was written to '{output}' (its temporary "
                "files were removed). Run the same command again to convert everything.")
 PROGRESS = "convert: {done} of {total} photos ({percent:.0f}%)"
@@ -392,8 +398,8 @@ def _write_shards(output: str, items: list, make_record: Callable, name_of: Call
     DataError, which skips the item and reports it under `name_of(item)`.
     Every class of `present_classes` must get at least one image. The output is
     claimed first (`files.OutputClaim`), so a second conversion into it is refused;
-    SIGTERM and Ctrl-C end the run with a DataError saying how far it got, and
-    no temporary file is left behind.
+    SIGTERM and Ctrl-C end the run with ConversionInterrupted saying how far it got,
+    and no temporary file is left behind (nor by a killed run, after the next one).
     """
     make_output_folder(output)
     with OutputClaim(output):

@@ -186,24 +186,52 @@ def convert_on_tmpfs(tmp_path, photos, mount_options, after_mount=""):
     return result, left, mount
 
 
-@pytest.mark.skipif(not unshare_works(), reason="needs `unshare -rm` to mount a real small tmpfs")
+def convert_with_file_size_limit(tmp_path, photos, limit):
+    """`convert` whose process may write no file over `limit` bytes (RLIMIT_FSIZE): the kernel's EFBIG."""
+    import resource
+
+    output = tmp_path / "shards"
+    result = subprocess.run([sys.executable, "-m", "flowers_tl", "convert", "--folder", str(photos), "--output",
+                             str(output), "--image-size", "192", "--shards", "2"], capture_output=True, text=True,
+                            timeout=300, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    return result, leftovers(output), tmp_path
+
+
 def test_full_disk_during_convert(tmp_path, samples_dir):
-    """A real 256 KB tmpfs fills up while shards are written: one line naming the folder, nothing left."""
+    """A real 256 KB tmpfs fills up while shards are written: one line naming the folder, nothing left.
+
+    Where no namespace can be made (some containers), the kernel's file size limit gives the same
+    kind of failure at the same write: "File too large" instead of "No space left on device".
+    """
     photos = photo_tree(tmp_path / "photos", samples_dir, per_class=20)
-    result, left, mount = convert_on_tmpfs(tmp_path, photos, "size=256k")
+    if unshare_works():
+        (result, left, mount), reason = convert_on_tmpfs(tmp_path, photos, "size=256k"), "No space left on device"
+    else:
+        (result, left, mount), reason = convert_with_file_size_limit(tmp_path, photos, 64 * 1024), "File too large"
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-    assert (f"flowers-tl convert: error: cannot write the shards into '{mount / 'shards'}': No space left on "
-            "device. Nothing was written there (its temporary files were removed)") in result.stderr
+    assert (f"flowers-tl convert: error: cannot write the shards into '{mount / 'shards'}': {reason}. Nothing "
+            "was written there (its temporary files were removed)") in result.stderr
     assert left == []
 
 
-@pytest.mark.skipif(not unshare_works(), reason="needs `unshare -rm` to mount a real read-only tmpfs")
+@pytest.mark.skipif(not unshare_works() and os.geteuid() == 0,
+                    reason="root writes into any folder: a read-only one needs `unshare -rm` to mount it")
 def test_read_only_output_folder(tmp_path, samples_dir):
+    """A real read-only tmpfs (or, without namespaces, a folder without write permission)."""
     photos = photo_tree(tmp_path / "photos", samples_dir)
-    result, left, mount = convert_on_tmpfs(tmp_path, photos, "size=1m",
-                                           after_mount='mkdir "$0"/shards && mount -o remount,ro "$0"')
+    if unshare_works():
+        result, left, mount = convert_on_tmpfs(tmp_path, photos, "size=1m",
+                                               after_mount='mkdir "$0"/shards && mount -o remount,ro "$0"')
+        reason = "Read-only file system"
+    else:
+        mount = tmp_path
+        (tmp_path / "shards").mkdir()
+        (tmp_path / "shards").chmod(0o555)
+        result = subprocess.run([sys.executable, "-m", "flowers_tl", "convert", "--folder", str(photos), "--output",
+                                 str(tmp_path / "shards")], capture_output=True, text=True, timeout=300)
+        left, reason = leftovers(tmp_path / "shards"), "Permission denied"
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-    assert (f"flowers-tl convert: error: cannot write '{mount / 'shards'}': Read-only file system. Choose "
+    assert (f"flowers-tl convert: error: cannot write '{mount / 'shards'}': {reason}. Choose "
             "another output folder") in result.stderr
     assert left == []
 

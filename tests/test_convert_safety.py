@@ -306,3 +306,33 @@ def test_dev_zero_as_a_shard_says_it_is_not_a_tfrecord_file():
     assert data.find_bad_record(["/dev/zero"]) == (
         "shard '/dev/zero' is not a TFRecord file: its first record cannot be read (corrupted record at 0 (Is "
         "this even a TFRecord file?)). Use shards made by `flowers-tl convert`, or remove it from the pattern.")
+
+
+# ---------------------------------------------------------------- the same files given to predict
+
+def test_predict_names_each_unusable_file_and_goes_on(tmp_path, samples_dir):
+    """`flowers-tl predict` over a FIFO, /dev/zero, a loop, a bomb, a tiny and a good photo: no hang."""
+    from flowers_tl import model as flowers_model
+
+    model_path = tmp_path / "model.keras"
+    flowers_model.compile_model(flowers_model.build_model(32, weights="none")).save(model_path)
+    good = tmp_path / "good.jpg"
+    shutil.copy(next(samples_dir.glob("daisy__*.jpg")), good)
+    Image.new("RGB", (4, 6), (0, 150, 0)).save(tmp_path / "tiny.png")
+    os.mkfifo(tmp_path / "pipe.jpg")
+    os.symlink("/dev/zero", tmp_path / "zero.jpg")
+    os.symlink(tmp_path / "loop.jpg", tmp_path / "loop.jpg")
+    png_of_30000_squared(tmp_path / "huge.png")
+    bad = {"pipe.jpg": "a FIFO (named pipe), not a regular file", "zero.jpg": "a character device, not a regular file",
+           "loop.jpg": "cannot be read: a symbolic link that loops back on itself",
+           "huge.png": "900 million pixels, more than the 89 million"}
+    paths = [str(tmp_path / name) for name in ("pipe.jpg", "zero.jpg", "good.jpg", "loop.jpg", "huge.png", "tiny.png")]
+    result = subprocess.run([sys.executable, "-m", "flowers_tl", "predict", str(model_path), *paths],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    for name, reason in bad.items():
+        assert f"flowers-tl predict: skipped: '{tmp_path / name}': {reason}" in result.stderr
+    answers = [line.split(": ")[0] for line in result.stdout.splitlines() if line.endswith("%)")]
+    assert answers == [str(good), str(tmp_path / "tiny.png")]  # the files after the bad ones still answered
+    assert (f"Note: '{tmp_path / 'tiny.png'}' is only 4x6 pixels, far smaller than the model's 32x32 input"
+            in result.stdout)

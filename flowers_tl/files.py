@@ -43,8 +43,17 @@ NOT_A_FOLDER = ("cannot use '{path}' as the output folder: {reason}. Give the pa
 CLAIMED = ("'{path}' is being written by another run (process {pid}, lock file '{lock}'): wait for it to "
            "finish, or choose another output folder.")
 
-_KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device",
-          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
+IS_A_FILE = "it is a file"
+PART_IS_A_FILE = "a part of that path is a file"
+LOOPS = "a symbolic link that loops back on itself"
+FIFO = "a FIFO (named pipe)"
+CHARACTER_DEVICE = "a character device"
+BLOCK_DEVICE = "a block device"
+SOCKET = "a socket"
+FOLDER = "a folder"
+OTHER_KIND = "something else"
+_KINDS = {stat.S_IFIFO: FIFO, stat.S_IFCHR: CHARACTER_DEVICE, stat.S_IFBLK: BLOCK_DEVICE,
+          stat.S_IFSOCK: SOCKET, stat.S_IFDIR: FOLDER}
 
 
 class FileProblem(DataError):
@@ -59,7 +68,7 @@ class FileProblem(DataError):
 def reason_of(error: OSError) -> str:
     """The short reason of an OSError ("No space left on device"), for messages."""
     if error.errno == errno.ELOOP:
-        return "a symbolic link that loops back on itself"
+        return say(LOOPS)
     return error.strerror or str(error)
 
 
@@ -133,7 +142,7 @@ def regular_file_problem(path: str) -> Optional[str]:
     except OSError as error:
         return say(CANNOT_READ, reason=reason_of(error))
     if not stat.S_ISREG(mode):
-        return say(NOT_REGULAR, kind=_KINDS.get(stat.S_IFMT(mode), "not a regular file"))
+        return say(NOT_REGULAR, kind=say(_KINDS.get(stat.S_IFMT(mode), OTHER_KIND)))
     return None
 
 
@@ -150,7 +159,7 @@ def read_regular_file(path: str, limit: int) -> bytes:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(descriptor, "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # replaced since the check
-                raise FileProblem(path, regular_file_problem(path) or say(NOT_REGULAR, kind="no longer a file"))
+                raise FileProblem(path, regular_file_problem(path) or say(NOT_REGULAR, kind=say(OTHER_KIND)))
             raw = handle.read(limit + 1)
     except OSError as error:
         raise FileProblem(path, say(CANNOT_READ, reason=reason_of(error))) from None
@@ -164,9 +173,9 @@ def make_output_folder(path: str) -> None:
     try:
         os.makedirs(path, exist_ok=True)
     except FileExistsError:
-        raise DataError(say(NOT_A_FOLDER, path=path, reason="it is a file")) from None
+        raise DataError(say(NOT_A_FOLDER, path=path, reason=say(IS_A_FILE))) from None
     except OSError as error:
-        reason = "a part of that path is a file" if error.errno == errno.ENOTDIR else reason_of(error)
+        reason = say(PART_IS_A_FILE) if error.errno == errno.ENOTDIR else reason_of(error)
         raise DataError(say(NOT_A_FOLDER, path=path, reason=reason)) from None
 
 
@@ -185,9 +194,11 @@ class OutputClaim:
     """`with OutputClaim(folder):` only one run at a time writes into `folder`.
 
     The claim is a lock file holding the owner's process id, put in place with os.link
-    (atomic, and refused when the file exists, on every local file system). A second claim is refused with
-    OutputExistsError naming the folder and the owner; a lock whose process is gone
-    (the run was killed) is removed and the claim made again.
+    (atomic, and refused when the file exists, on every local file system). A second
+    claim is refused with OutputExistsError naming the folder and the owner; a lock
+    whose process is gone (the run was killed) is removed and the claim made again.
+    The owner is looked for on this machine only: two machines sharing a network
+    folder are not told apart.
     """
 
     def __init__(self, folder: str):

@@ -173,6 +173,15 @@ RUSSIAN = {
     "{size:.0f} MB, more than the {limit:.0f} MB allowed; it was not read":
         "{size:.0f} МБ, больше допустимых {limit:.0f} МБ; файл не читался",
     "cannot be read: {reason}": "не читается: {reason}",
+    "it is a file": "это файл",
+    "a part of that path is a file": "часть этого пути — файл",
+    "a symbolic link that loops back on itself": "символическая ссылка, которая ссылается сама на себя",
+    "a FIFO (named pipe)": "FIFO (именованный канал)",
+    "a character device": "символьное устройство",
+    "a block device": "блочное устройство",
+    "a socket": "сокет",
+    "a folder": "папка",
+    "something else": "что-то иное",
     "cannot write '{path}': {reason}. Choose another output folder (one you can write to, with free space).":
         "не удаётся записать '{path}': {reason}. Выберите другую папку вывода (с правом записи и свободным местом).",
     ("cannot use '{path}' as the output folder: {reason}. Give the path of a folder "

@@ -106,7 +106,7 @@ class ConversionReport:
         if self.classes != CLASSES:
             lines.append(f"  Note: these {len(self.classes)} classes are not the course's {CLASSES}; "
                          f"build the model with num_classes={len(self.classes)}.")
-        lines += self.notes
+        lines += [f"  {note}" for note in self.notes]
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)} file(s):")
             lines += [f"  {path}: {reason}" for path, reason in self.skipped]

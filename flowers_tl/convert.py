@@ -66,6 +66,7 @@ FOLDER_LINK = "a symbolic link to a folder: not followed (copy or move the photo
 DUPLICATE = ("Note: '{second}' is the same photo as '{first}' ({how}); both were converted. Remove one "
              "if it was copied by mistake: a photo in both the training and validation shards makes the "
              "validation accuracy look better than it is.")
+MORE_DUPLICATES = "Note: {count} more pair(s) of identical photos."
 SAME_BYTES = "same file contents"
 SAME_PIXELS = "same pixels"
 STALE_PARTIALS = "Note: removed {count} temporary file(s) left in '{output}' by an interrupted conversion."
@@ -169,10 +170,11 @@ class _TwinFinder:
                 self.pairs.append((*sorted((earlier, path)), kind))
                 return
 
-    def notes(self) -> List[str]:
-        """One note per pair of identical photos, in name order."""
-        return [say(DUPLICATE, first=first, second=second, how=say(how))
-                for first, second, how in sorted(self.pairs)]
+    def notes(self, shown: int = 10) -> List[str]:
+        """One note per pair of identical photos, in name order: the first `shown`, then how many more."""
+        pairs = sorted(self.pairs)
+        notes = [say(DUPLICATE, first=first, second=second, how=say(how)) for first, second, how in pairs[:shown]]
+        return notes + ([say(MORE_DUPLICATES, count=len(pairs) - shown)] if len(pairs) > shown else [])
 
 
 def list_class_photos(folder: str) -> Tuple[List[str], List[Tuple[str, int]], List[Tuple[str, str]]]:

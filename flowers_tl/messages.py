@@ -229,6 +229,7 @@ RUSSIAN = {
         ("Заметка: '{second}' — та же фотография, что и '{first}' ({how}); преобразованы обе. Удалите одну, "
          "если она скопирована по ошибке: фотография и в обучающих, и в валидационных файлах делает "
          "точность на валидации лучше, чем она есть."),
+    "Note: {count} more pair(s) of identical photos.": "Заметка: ещё пар одинаковых фотографий: {count}.",
     "same file contents": "одинаковое содержимое файлов",
     "same pixels": "одинаковые пиксели",
     "Note: removed {count} temporary file(s) left in '{output}' by an interrupted conversion.":

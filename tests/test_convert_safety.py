@@ -28,13 +28,13 @@ SIZE = 32
 
 
 def photo_tree(root, samples_dir, per_class=2, classes=("daisy", "roses"), side=64):
-    """root/<class>/<n>.jpg: real sample photos, shrunk to `side` pixels, each one different."""
+    """root/<class>/<n>.jpg: real sample photos, shrunk to `side` pixels, each one different (up to 1600)."""
     for name in classes:
         sample = Image.open(next(samples_dir.glob(f"{name}__*.jpg"))).convert("RGB")
         (root / name).mkdir(parents=True, exist_ok=True)
         for index in range(per_class):
-            shift = index % 40  # a different crop per copy: no two photos are the same
-            crop = sample.crop((shift, shift, sample.width - 40 + shift, sample.height - 40 + shift))
+            left, top = index % 40, index // 40  # a different crop per copy: no two photos are the same
+            crop = sample.crop((left, top, sample.width - 40 + left, sample.height - 40 + top))
             crop.resize((side, side)).save(root / name / f"{index}.jpg", quality=90)
     return root
 
@@ -109,6 +109,15 @@ def test_pictures_reach_the_shards_as_a_viewer_shows_them(tmp_path, samples_dir)
     assert (f"Note: '{root / 'daisy' / '1_as.png'}' is the same photo as '{root / 'daisy' / '1.jpg'}' "
             "(same pixels); both were converted.") in text
     assert report.images == 9
+
+
+def test_many_identical_photos_are_counted_after_the_first_ten(tmp_path, samples_dir):
+    root = photo_tree(tmp_path / "photos", samples_dir, per_class=1)
+    for index in range(12):
+        shutil.copy(root / "daisy" / "0.jpg", root / "daisy" / f"copy_{index:02d}.jpg")
+    report = convert.convert_folder(str(root), str(tmp_path / "out"), image_size=SIZE, shards=1)
+    twins = [note for note in report.notes if "identical" in note or "same photo" in note]
+    assert len(twins) == 11 and twins[-1] == "Note: 2 more pair(s) of identical photos."
 
 
 def test_special_files_are_skipped_by_name_without_reading_them(tmp_path, samples_dir):
@@ -298,6 +307,20 @@ def test_second_convert_into_the_same_output_is_refused_by_name(tmp_path, many_p
     assert leftovers(output) == [os.path.basename(shard) for shard in shards]
     with pytest.raises(OutputExistsError, match="already holds 4 .tfrec file"):  # then the old guard answers
         convert.convert_folder(str(many_photos), str(output), image_size=SIZE)
+
+
+def test_two_converts_started_together_write_every_photo_once(tmp_path, many_photos):
+    """The issue's case: two runs at once used to leave 8 shards with every record twice."""
+    output = tmp_path / "out"
+    runs = [run_convert("--folder", many_photos, "--output", output, "--image-size", 64, "--shards", 4)
+            for _ in range(2)]
+    outcomes = sorted((run.communicate(timeout=300)[1], run.returncode)[::-1] for run in runs)
+    assert [code for code, _ in outcomes] == [0, 2], outcomes
+    refusal = outcomes[1][1].strip()
+    assert ("is being written by another run" in refusal  # the two overlapped: the claim refused one
+            or "already holds 4 .tfrec file(s)" in refusal), refusal  # one ended before the other looked
+    shards = sorted(glob.glob(str(output / "*.tfrec")))
+    assert len(shards) == 4 and sum(data.count_records(shard) for shard in shards) == 400
 
 
 # ---------------------------------------------------------------- a device given as a shard

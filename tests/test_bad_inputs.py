@@ -139,7 +139,7 @@ def test_corrupted_bytes_in_a_shard_name_it(real_data_pattern, tmp_path, tiny_mo
 def test_files_that_are_not_tfrecords(tmp_path, tiny_model, samples_dir):
     fake = tmp_path / "flowers00-1.tfrec"
     fake.write_bytes(next(samples_dir.glob("*.jpg")).read_bytes())  # a JPEG named .tfrec
-    with pytest.raises(DataError, match=rf"'{fake}' is truncated or corrupted"):
+    with pytest.raises(DataError, match=rf"'{fake}' is not a TFRecord file: its first record cannot be read"):
         training.evaluate(tiny_model, [str(fake)])
 
 

@@ -72,7 +72,7 @@ SAME_PIXELS = "same pixels"
 STALE_PARTIALS = "Note: removed {count} temporary file(s) left in '{output}' by an interrupted conversion."
 SHARDS_NOT_WRITTEN = ("cannot write the shards into '{output}': {reason}. Nothing was written there (its "
                       "temporary files were removed); free some space or choose another output folder.")
-INTERRUPTED = ("interrupted after {done} of {total} photos; nothing was written to '{output}' (its temporary "
+INTERRUPTED = ("stopped after {done} of {total} photos; nothing was written to '{output}' (its temporary "
                "files were removed). Run the same command again to convert everything.")
 PROGRESS = "convert: {done} of {total} photos ({percent:.0f}%)"
 

@@ -238,9 +238,9 @@ RUSSIAN = {
      "files were removed); free some space or choose another output folder."):
         ("не удаётся записать файлы TFRecord в '{output}': {reason}. Там ничего не записано (временные "
          "файлы удалены); освободите место или выберите другую папку вывода."),
-    ("interrupted after {done} of {total} photos; nothing was written to '{output}' (its temporary "
+    ("stopped after {done} of {total} photos; nothing was written to '{output}' (its temporary "
      "files were removed). Run the same command again to convert everything."):
-        ("прервано после {done} из {total} фотографий; в '{output}' ничего не записано (временные файлы "
+        ("остановлено после {done} из {total} фотографий; в '{output}' ничего не записано (временные файлы "
          "удалены). Запустите ту же команду снова, чтобы преобразовать всё."),
     "convert: {done} of {total} photos ({percent:.0f}%)": "convert: {done} из {total} фотографий ({percent:.0f}%)",
 }

@@ -262,8 +262,8 @@ def test_interrupted_convert_removes_its_temporary_files_and_says_how_far(tmp_pa
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     line = stderr.strip().splitlines()[-1]
-    assert line.startswith("flowers-tl convert: interrupted: interrupted after ") and "Traceback" not in stderr
-    done = int(line.split("interrupted after ")[1].split()[0])
+    assert line.startswith("flowers-tl convert: interrupted: stopped after ") and "Traceback" not in stderr
+    done = int(line.split("stopped after ")[1].split()[0])
     assert 50 <= done < 400 and f"{done} of 400 photos; nothing was written to '{output}'" in line
     assert leftovers(output) == []
 

@@ -167,6 +167,14 @@ RUSSIAN = {
     "confusion matrix (accuracy {accuracy:.3f})": "матрица ошибок (точность {accuracy:.3f})",
     # flowers_tl/messages.py
     UNKNOWN_LANGUAGE: "Неизвестный язык '{language}': используйте один из {languages}.",
+    # issue 15: explain.py, Grad-CAM and top losses (labels drawn by flowers_tl/plots.py)
+    "where it looks for {predicted}": "куда смотрит модель: {predicted}",
+    "true: {true}\npredicted: {predicted} ({probability:.0%})":
+        "на самом деле: {true}\nпредсказано: {predicted} ({probability:.0%})",
+    "loss {loss:.2f}": "потери {loss:.2f}",
+    "the {count} validation photos with the highest loss": "валидационные фото с наибольшими потерями: {count}",
+    "your photo": "ваше фото",
+    "probability": "вероятность",
 }
 
 CATALOGUES = {"en": {}, "ru": RUSSIAN}

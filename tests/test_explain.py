@@ -110,13 +110,16 @@ def test_gap_head_and_fine_tuned_backbone_are_explained(weights_path, photos):
     np.testing.assert_allclose(after.heatmaps, before.heatmaps, atol=1e-5)
 
 
-def test_model_without_a_backbone_or_photos_of_another_size_are_refused(trained, photos):
+def test_model_without_a_backbone_or_photos_of_another_size_are_refused(trained, photos, weights_path):
     plain = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Flatten(),
                               keras.layers.Dense(5, activation="softmax")])
     with pytest.raises(ConfigError, match="holds no pretrained network.*ftl.build_model"):
         explain.explain_predictions(plain, photos[:1])
     with pytest.raises(ConfigError, match=r"shape \(1, 64, 64, 3\) do not fit the model.*load_picture"):
         explain.explain_predictions(trained[0], np.zeros((1, 64, 64, 3)))
+    headless = keras.Sequential([keras.Input((SIZE, SIZE, 3)), ftl.load_backbone(SIZE, weights_path)])
+    with pytest.raises(ConfigError, match="has no classification head to explain"):
+        explain.explain_predictions(headless, photos[:1])
 
 
 def test_top_losses_are_sorted_counted_and_labelled(trained, split):
@@ -128,7 +131,7 @@ def test_top_losses_are_sorted_counted_and_labelled(trained, split):
     # The worst photos are the highest of all: none of the validation photos costs more.
     images, labels = ftl.data.images_and_labels(ftl.get_validation_dataset(split.validation_shards, SIZE), 300)
     probabilities = model.predict(images, verbose=0)
-    all_losses = -np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-7, 1))
+    all_losses = -np.log(np.clip(probabilities[np.arange(len(labels)), labels], explain.SMALLEST_PROBABILITY, 1))
     chosen = [item.index for item in worst]
     np.testing.assert_allclose(losses, all_losses[chosen], rtol=1e-3)
     assert all_losses[chosen].min() >= np.delete(all_losses, chosen).max() - 1e-3
@@ -197,7 +200,7 @@ def test_cli_evaluate_top_losses_writes_the_grid_and_lists_them(trained, split, 
         item.index for item in explain.top_losses(model, split, 5)]
 
 
-def test_cli_refuses_explain_without_backbone_and_bad_top_losses(tmp_path, samples_dir, capsys):
+def test_cli_refuses_explain_without_backbone_and_bad_top_losses(trained, tmp_path, samples_dir, capsys):
     plain = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Flatten(),
                               keras.layers.Dense(5, activation="softmax")])
     plain.save(tmp_path / "plain.keras")
@@ -208,7 +211,9 @@ def test_cli_refuses_explain_without_backbone_and_bad_top_losses(tmp_path, sampl
     assert cli.main(["evaluate", str(tmp_path / "plain.keras"), "--top-losses", "0"]) == 2
     assert "--top-losses 0: ask for at least 1 photo" in capsys.readouterr().err
     (tmp_path / "file").write_text("")
-    assert cli.main(["predict", str(tmp_path / "plain.keras"), picture, "--explain", str(tmp_path / "file")]) == 2
+    _, model_path = trained
+    assert cli.main(["predict", str(model_path), picture, "--explain", str(tmp_path / "file")]) == 2
+    assert "--explain '" + str(tmp_path / "file") + "' is a file" in capsys.readouterr().err
 
 
 JAX_SCRIPT = r"""

@@ -152,16 +152,22 @@ def explain_predictions(model: keras.Model, photos, classes: Optional[Sequence[i
 
 def heatmap(model: keras.Model, photo, class_index: Optional[int] = None) -> np.ndarray:
     """The Grad-CAM heatmap [H, W] (float32, 0 to 1) of one photo, for its predicted class or `class_index`."""
-    return explain_predictions(model, np.asarray(photo)[None], None if class_index is None else [class_index]).heatmaps[0]
+    classes = None if class_index is None else [class_index]
+    return explain_predictions(model, np.asarray(photo)[None], classes).heatmaps[0]
 
 
 def _explain_batch(to_features, head, last, photos, classes):
+    """(probabilities, predicted, explained classes, heatmaps) of at most BATCH_SIZE photos.
+
+    One gradient pass for the whole batch: each photo's score depends on that photo only
+    (no layer mixes photos at inference), so the gradient of their sum is each one's own.
+    """
     feature_maps = keras.ops.cast(to_features(photos, training=False), "float32")
-    scores = keras.ops.convert_to_numpy(class_scores(head, last, feature_maps))
-    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(scores, axis=-1))
+    probabilities = keras.ops.convert_to_numpy(
+        keras.ops.cast(last(head(feature_maps, training=False), training=False), "float32"))
     if classes is None:
-        classes = scores.argmax(axis=-1)
-    chosen = keras.ops.one_hot(keras.ops.convert_to_tensor(classes, "int32"), scores.shape[-1])
+        classes = probabilities.argmax(axis=-1)
+    chosen = keras.ops.one_hot(keras.ops.convert_to_tensor(classes, "int32"), probabilities.shape[-1])
     grads = gradient(lambda maps: keras.ops.sum(class_scores(head, last, maps) * chosen), feature_maps)
     maps = keras.ops.relu(keras.ops.sum(grads * feature_maps, axis=-1, keepdims=True))
     peak = keras.ops.max(maps, axis=(1, 2, 3), keepdims=True)

@@ -3,15 +3,16 @@
 One small real model is trained once for the module (128 px, the course's Flatten head
 with FeatureSquareRoot, 3 real shards: 218 validation photos, ~8 s on the fast path).
 
-Heatmap criterion (measured on that model, 24 validation photos + the 5 sample photos):
-the share of a heatmap's mass inside the central square of half the photo's side, whose
-area is 25 % of the photo. A heatmap spread evenly gives 0.25; a model that looked at
-the border would give less. Measured: the share is above 0.25 on 83 % of the 29 photos,
-median 0.34, mean 0.38 (Flatten head, 192 px); 83-86 %, median 0.33-0.34 (GAP head,
-128 px). The test asks for 2/3 of the photos and a median above 0.25.
+Heatmap criterion: the share of a heatmap's mass inside the central square of half the
+photo's side, whose area is 25 % of the photo. A heatmap spread evenly gives 0.25; one on
+the border gives less. Measured on this module's model (24 validation photos + the 5
+sample photos; training is not bit-reproducible on a CPU, so three runs): above 0.25 on
+90 %, 100 % and 79 % of the 29 photos, median 0.316 / 0.347 / 0.304. On the course's
+default model (192 px, Flatten head, 10 epochs on all shards, validation accuracy 0.890):
+above 0.25 on 97 % of 64 validation photos, median 0.392, mean 0.404. The test asks for
+2/3 of the photos and a median above 0.25.
 """
 
-import glob
 import json
 import os
 import subprocess

@@ -22,3 +22,6 @@ from .plots import (display_9_images_from_dataset, display_9_images_with_predict
 from .training import TrainingResult, evaluate, fine_tune, train
 from .exercises import ____, CoursePace, course_pace  # also makes ftl.exercises available
 from .messages import set_language
+from .explain import explain_predictions, heatmap, top_losses
+from .plots import (display_9_images_with_heatmaps, display_picture_prediction, display_top_losses,
+                    overlay_heatmap)

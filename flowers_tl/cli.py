@@ -15,6 +15,7 @@ import tempfile
 from .errors import ConfigError, FlowersTLError, OutputExistsError
 
 DEFAULT_OUTPUT = "flowers_tl_run"
+DEFAULT_TOP_LOSSES_DIR = "top_losses"
 BACKUP_FOLDER = "backup"
 TRAINING_LOG = "training_log.csv"
 FINE_TUNE_LOG = "fine_tune_log.csv"
@@ -75,12 +76,20 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--flip-test", action="store_true",
                           help="average each photo's and its mirror image's prediction (test-time flips)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of text")
+    evaluate.add_argument("--top-losses", type=int, metavar="N",
+                          help="also list the N photos with the highest loss and draw them, with heatmaps, "
+                               "in --output-dir")
+    evaluate.add_argument("--output-dir", default=DEFAULT_TOP_LOSSES_DIR,
+                          help=f"folder for top_losses.png (default {DEFAULT_TOP_LOSSES_DIR})")
     evaluate.set_defaults(run=_evaluate)
 
     predict = commands.add_parser("predict", help="classify picture files with a saved model")
     predict.add_argument("model")
     predict.add_argument("images", nargs="+", help="picture files (JPEG, PNG...)")
     predict.add_argument("--json", action="store_true")
+    predict.add_argument("--explain", metavar="OUT_DIR",
+                         help="also write one PNG per picture to OUT_DIR: the picture, its class "
+                              "probabilities and where the model looks (Grad-CAM heatmap)")
     predict.set_defaults(run=_predict)
 
     convert = commands.add_parser("convert", help="photos (one folder per class) or tf_flowers to TFRecords")
@@ -227,7 +236,10 @@ def _evaluate(args) -> int:
         shards = data.list_shards(args.data)
     else:
         shards = data.split_shards(args.data, args.validation_shards).validation_shards
+    worst = _top_losses(model, shards, args) if args.top_losses is not None else None
     report = training.evaluate(model, shards, flip_test=args.flip_test)
+    if worst is not None:
+        report["top_losses"] = worst
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -239,7 +251,27 @@ def _evaluate(args) -> int:
     print(" " * (width + 1) + " ".join(f"{c[:6]:>6}" for c in report["classes"]))
     for name, row in zip(report["classes"], report["confusion_matrix"]):
         print(f"{name:<{width}} " + " ".join(f"{v:>6}" for v in row))
+    if worst is not None:
+        print(f"the {len(worst)} photos with the highest loss (drawn in {args.output_dir}/top_losses.png):")
+        for row in worst:
+            print(f"  #{row['index']:<5} true {row['true_class']:<11} predicted {row['predicted_class']:<11} "
+                  f"({row['probability']:.1%}), loss {row['loss']:.2f}")
     return 0
+
+
+def _top_losses(model, shards, args) -> list:
+    """`evaluate --top-losses N`: draw the N worst photos in --output-dir; one dict per photo."""
+    from . import explain, plots
+    from .data import CLASSES
+
+    if args.top_losses < 1:
+        raise ConfigError(f"--top-losses {args.top_losses}: ask for at least 1 photo (9 fill a 3x3 grid)")
+    _make_folder(args.output_dir, "--output-dir")
+    worst = explain.top_losses(model, shards, args.top_losses, with_heatmaps=True)
+    plots.display_top_losses(worst).savefig(os.path.join(args.output_dir, "top_losses.png"))
+    return [{"index": item.index, "true_class": CLASSES[item.true_class],
+             "predicted_class": CLASSES[item.predicted_class], "probability": item.probability,
+             "true_probability": item.true_probability, "loss": item.loss} for item in worst]
 
 
 def _predict(args) -> int:
@@ -250,7 +282,12 @@ def _predict(args) -> int:
 
     model = _load_model(args.model)
     size = int(model.input_shape[1])
-    results, failures = [], 0
+    if args.explain:
+        from . import explain
+
+        explain.split_at_feature_map(model)  # a model Grad-CAM cannot explain fails before any picture
+        _make_folder(args.explain, "--explain")
+    results, failures, written = [], 0, set()
     for path in args.images:
         try:
             pixels = load_picture(path, size)
@@ -261,12 +298,42 @@ def _predict(args) -> int:
         probabilities = np.asarray(model.predict_on_batch(pixels[None]))[0]
         best = int(probabilities.argmax())
         results.append({"image": path, "class": CLASSES[best], "probability": float(probabilities[best])})
+        if args.explain:
+            results[-1]["explained"] = _write_explanation(model, pixels, path, args.explain, written)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         for row in results:
-            print(f"{row['image']}: {row['class']} ({row['probability']:.1%})")
+            explained = f" -> {row['explained']}" if "explained" in row else ""
+            print(f"{row['image']}: {row['class']} ({row['probability']:.1%}){explained}")
     return 2 if failures else 0
+
+
+def _make_folder(path: str, option: str) -> None:
+    """Create the folder an option names; ConfigError when a file is in the way."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"{option} '{path}' is a file; give a folder for the PNG pictures")
+    os.makedirs(path, exist_ok=True)
+
+
+def _write_explanation(model, pixels, path: str, folder: str, written: set) -> str:
+    """`predict --explain`: the picture, its probabilities and its heatmap as <folder>/<name>.png.
+
+    Two pictures of one name (from two folders) get <name>.png and <name>_2.png; `written`
+    holds the names this run has used.
+    """
+    from . import explain, plots
+
+    explanation = explain.explain_predictions(model, pixels[None])
+    name = os.path.splitext(os.path.basename(path))[0]
+    target, number = os.path.join(folder, f"{name}.png"), 1
+    while target in written:
+        number += 1
+        target = os.path.join(folder, f"{name}_{number}.png")
+    written.add(target)
+    plots.display_picture_prediction(pixels, explanation.probabilities[0],
+                                     explanation.heatmaps[0]).savefig(target)
+    return target
 
 
 def _convert(args) -> int:

@@ -22,9 +22,17 @@ PREDICTED = "predicted"
 TRUE = "true"
 CONFUSION_TITLE = "confusion matrix (accuracy {accuracy:.3f})"
 METRIC_NAMES = {"loss": "loss", "accuracy": "accuracy"}
+WHERE_IT_LOOKS = "where it looks for {predicted}"
+TOP_LOSS_TITLE = "true: {true}\npredicted: {predicted} ({probability:.0%})"
+LOSS_TITLE = "loss {loss:.2f}"
+TOP_LOSSES_TITLE = "the {count} validation photos with the highest loss"
+YOUR_PHOTO = "your photo"
+PROBABILITY = "probability"
 
 RIGHT_COLOR = "black"
 WRONG_COLOR = "red"
+# a heatmap over a photo: enough heat to see where, enough photo to see what
+HEAT_STYLE = {"cmap": "jet", "alpha": 0.45, "vmin": 0.0, "vmax": 1.0}
 
 
 def _image_grid(images, titles, colors, columns: int = 3) -> Figure:
@@ -53,14 +61,8 @@ def display_9_images_with_predictions(images, predictions, labels,
     predicted = np.asarray(predictions)
     if predicted.ndim == 2:
         predicted = predicted.argmax(axis=-1)
-    titles, colors = [], []
-    for guess, truth in zip(predicted[:9], np.asarray(labels)[:9]):
-        if guess == truth:
-            titles.append(classes[guess])
-            colors.append(RIGHT_COLOR)
-        else:
-            titles.append(f"{classes[guess]} \u2260 {classes[truth]}")
-            colors.append(WRONG_COLOR)
+    titles, colors = zip(*(_prediction_title(int(guess), int(truth), classes)
+                           for guess, truth in zip(predicted[:9], np.asarray(labels)[:9])))
     return _image_grid(list(images)[:9], titles, colors)
 
 
@@ -118,4 +120,94 @@ def display_confusion_matrix(labels, predictions, classes: Sequence[str] = CLASS
                       color="white" if matrix[row, column] > threshold else "black")
     accuracy = np.trace(matrix) / max(1, matrix.sum())
     axes.set_title(title or say(CONFUSION_TITLE, accuracy=accuracy))
+    return figure
+
+
+def _prediction_title(guess: int, truth: int, classes: Sequence[str]):
+    """(title, color): the predicted class; a wrong one in red with the right answer."""
+    if guess == truth:
+        return classes[guess], RIGHT_COLOR
+    return f"{classes[guess]} \u2260 {classes[truth]}", WRONG_COLOR
+
+
+def _show_photo(axes, photo) -> None:
+    axes.imshow(np.clip(np.asarray(photo), 0, 255).astype("uint8"))
+    axes.axis("off")
+
+
+def overlay_heatmap(photo, heatmap, axes=None) -> Figure:
+    """A photo (pixels [0, 255]) under its heatmap ([H, W] in [0, 1]): red where the model looks.
+
+    Draws on `axes` when given (to compose bigger figures), else on a new figure.
+    """
+    if axes is None:
+        axes = Figure(figsize=(4, 4), layout="constrained").add_subplot(1, 1, 1)
+    _show_photo(axes, photo)
+    axes.imshow(np.asarray(heatmap), **HEAT_STYLE)
+    return axes.figure
+
+
+def display_9_images_with_heatmaps(images, predictions, labels, heatmaps,
+                                   classes: Sequence[str] = CLASSES) -> Figure:
+    """Up to 9 photos under their heatmaps, titled like `display_9_images_with_predictions`.
+
+    `predictions`: class indices or probability rows; `heatmaps`: [N, H, W] in [0, 1]
+    (`ftl.explain_predictions(model, images).heatmaps`).
+    """
+    predicted = np.asarray(predictions)
+    if predicted.ndim == 2:
+        predicted = predicted.argmax(axis=-1)
+    count = min(9, len(predicted))
+    figure = Figure(figsize=(9.6, 3.4 * int(np.ceil(count / 3))), layout="constrained")
+    for index in range(count):
+        axes = figure.add_subplot(int(np.ceil(count / 3)), 3, index + 1)
+        overlay_heatmap(images[index], heatmaps[index], axes)
+        title, color = _prediction_title(int(predicted[index]), int(labels[index]), classes)
+        axes.set_title(title, color=color, fontsize=11)
+    return figure
+
+
+def display_top_losses(losses, classes: Sequence[str] = CLASSES, columns: int = 3) -> Figure:
+    """The photos the model gets most wrong (`ftl.top_losses`): photo, true and predicted class,
+    probability, and, when computed, the heatmap of the predicted class next to it."""
+    pair = 2 if any(item.heatmap is not None for item in losses) else 1
+    rows = max(1, int(np.ceil(len(losses) / columns)))
+    figure = Figure(figsize=(3.0 * columns * pair, 3.5 * rows), layout="constrained")
+    for index, item in enumerate(losses):
+        axes = figure.add_subplot(rows, columns * pair, index * pair + 1)
+        _show_photo(axes, item.photo)
+        axes.set_title(say(TOP_LOSS_TITLE, true=classes[item.true_class],
+                           predicted=classes[item.predicted_class], probability=item.probability),
+                       color=WRONG_COLOR if item.true_class != item.predicted_class else RIGHT_COLOR,
+                       fontsize=10)
+        if pair == 2:
+            heat_axes = figure.add_subplot(rows, columns * pair, index * pair + 2)
+            if item.heatmap is not None:
+                overlay_heatmap(item.photo, item.heatmap, heat_axes)
+            heat_axes.axis("off")
+            heat_axes.set_title(say(LOSS_TITLE, loss=item.loss), fontsize=10)
+    figure.suptitle(say(TOP_LOSSES_TITLE, count=len(losses)))
+    return figure
+
+
+def display_picture_prediction(photo, probabilities, heatmap,
+                               classes: Sequence[str] = CLASSES) -> Figure:
+    """One photo (yours): the photo, the bar chart of the class probabilities, and the heatmap
+    of the predicted class."""
+    probabilities = np.asarray(probabilities, dtype=float)
+    best = int(probabilities.argmax())
+    figure = Figure(figsize=(12, 3.8), layout="constrained")
+    photo_axes, bar_axes, heat_axes = (figure.add_subplot(1, 3, index) for index in (1, 2, 3))
+    _show_photo(photo_axes, photo)
+    photo_axes.set_title(say(YOUR_PHOTO))
+    colors = ["tab:red" if index == best else "tab:blue" for index in range(len(classes))]
+    bar_axes.barh(range(len(classes)), probabilities, color=colors)
+    bar_axes.set_yticks(range(len(classes)), classes)
+    bar_axes.invert_yaxis()  # the first class on top, as in the list
+    bar_axes.set_xlim(0, 1)
+    bar_axes.set_xlabel(say(PROBABILITY))
+    for index, value in enumerate(probabilities):
+        bar_axes.text(min(value + 0.02, 0.85), index, f"{value:.1%}", va="center")
+    overlay_heatmap(photo, heatmap, heat_axes)
+    heat_axes.set_title(say(WHERE_IT_LOOKS, predicted=classes[best]))
     return figure

@@ -167,6 +167,9 @@ RUSSIAN = {
     "confusion matrix (accuracy {accuracy:.3f})": "матрица ошибок (точность {accuracy:.3f})",
     # flowers_tl/messages.py
     UNKNOWN_LANGUAGE: "Неизвестный язык '{language}': используйте один из {languages}.",
+    # issue 16: rooms of their own (frozen.py's progress, pace.py, numbered hints, checks that find the variable)
+    "Running the frozen layers once over {images} photos; the epochs then train only the layers after them.":
+        "Один проход замороженных слоёв по {images} фотографиям; затем эпохи обучают только слои после них.",
 }
 
 CATALOGUES = {"en": {}, "ru": RUSSIAN}

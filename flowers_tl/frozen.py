@@ -226,10 +226,15 @@ def predict_batch(model: keras.Model, images: np.ndarray, batch_size: int) -> np
 
 
 def _weights_fingerprint(extractor: keras.Model) -> str:
-    """A hash of the layers' kinds, settings and weights: equal only for the same frozen part."""
+    """A hash of the layers' kinds, settings and weights: equal only for the same frozen part.
+
+    Names are left out: the notebook's experiments build the same rescaling and backbone
+    again (`rescaling`, `rescaling_1`), and they share one pass over the photos.
+    """
     digest = hashlib.sha256()
     for layer in extractor.layers:
-        digest.update(f"{type(layer).__name__}{layer.get_config() if not layer.weights else ''}".encode())
+        settings = {key: value for key, value in layer.get_config().items() if key != "name"}
+        digest.update(f"{type(layer).__name__}{settings if not layer.weights else ''}".encode())
         for weight in layer.weights:
             digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
     return digest.hexdigest()

@@ -150,7 +150,8 @@ def test_fine_tuning_needs_a_pretrained_network():
 def test_the_one_pass_over_the_frozen_part_shows_progress_only_when_verbose(real_data_pattern, capsys):
     """verbose: a sentence and a Keras progress bar before the epochs (issue 14 item 6); verbose=0: not a line.
 
-    A second training on the same frozen part and photos reads the cache: no pass, no bar.
+    A second training on the same frozen part and photos (a new Rescaling layer, another name)
+    reads the cache: no pass, no bar.
     """
     import keras
 
@@ -158,10 +159,10 @@ def test_the_one_pass_over_the_frozen_part_shows_progress_only_when_verbose(real
 
     split = ftl.split_shards(real_data_pattern.replace("*.tfrec", "flowers0[0-1]-*.tfrec"), 1)
 
-    frozen = [keras.layers.Rescaling(1 / 255), keras.layers.Conv2D(4, 3, strides=4, trainable=False)]
+    convolution = keras.layers.Conv2D(4, 3, strides=4, trainable=False)
 
-    def tiny_model():  # a new head on the same frozen layers, as in the notebook's experiments
-        model = keras.Sequential([keras.Input((32, 32, 3)), *frozen,
+    def tiny_model():  # a new head on the same frozen weights, as in the notebook's experiments
+        model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 255), convolution,
                                   keras.layers.Flatten(), keras.layers.Dense(5, activation="softmax")])
         return ftl.compile_model(model, learning_rate=1e-3)
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from . import solutions
 from .attempts import (MISSING, BlankError, CheckFailedError, ____, cell_finished, is_blank,  # noqa: F401
-                       notebook_namespace, notebook_variable, watch)
+                       notebook_namespace, notebook_variable, watch)  # ____ and the errors: ftl.exercises.*
 from .data import CLASSES
 from .errors import ConfigError
 from .learner_errors import NOT_DEFINED, install_notebook_hooks

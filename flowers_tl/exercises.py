@@ -1,50 +1,49 @@
-"""The course's exercises, checked in place, and the pace the notebooks run at.
+"""The course's exercises, checked in place.
 
 Each WORK REQUIRED cell of the playground notebook has an object here, in the
 spirit of Kaggle's learntools:
 
-    transfer_model = ____                                              # the learner's cell
-    ftl.exercises.transfer_model.check(transfer_model, accelerator)   # one targeted sentence
-    model = ftl.exercises.transfer_model.or_solution(transfer_model, accelerator, IMAGE_SIZE)
-    ftl.exercises.transfer_model.hint()
+    transfer_model = ____                                  # the learner's cell
+    ftl.exercises.transfer_model.check()                   # one targeted sentence
+    model = ftl.exercises.transfer_model.or_solution()     # the learner's model, or the course's
+    ftl.exercises.transfer_model.hint(1)                   # numbered hints: hint(1), hint(2)
     ftl.exercises.transfer_model.solution()
 
-Each exercise has its own variable (`first_model`, `transfer_model`) that `check()` only
-reads; `or_solution()` hands the course's solution to another name (`model`), so a second
-check never grades the solution. In a notebook, `check()` also knows whether the learner's
-cell (the last cell run that assigns the exercise's variable) finished: after an error it says
+In a notebook, `check()` and `or_solution()` find the exercise's variable (`transfer_model`)
+and `accelerator` in the notebook's namespace themselves; scripts and tests pass them as
+arguments (`check(model, accelerator)`). Each exercise has its own variable that `check()`
+only reads; `or_solution()` hands the course's solution to another name (`model`), so a
+second check never grades the solution. `check()` also knows whether the learner's cell
+(the last cell run that assigns the exercise's variable) finished: after an error it says
 NOT_FINISHED instead of grading an older object. A model whose check failed is refused by
 `ftl.train` (see `refuse_untrainable`), with the check's own sentence.
 
-`check()` inspects the real Keras model the learner built (layers, frozen
-weights, what the first layers do to pixels, compile settings, distribution
-strategy) and prints one sentence; the sentences are the English constants below,
-so tests can assert them, and flowers_tl/messages.py holds their Russian
-(`ftl.set_language("ru")`).
-
-`____` is the blank the playground leaves for the learner. It is a harmless
-object: a cell such as `model = ____` runs, and `check()` answers "not
-attempted" instead of the notebook crashing. Using a blank where Python needs a
-real value (`if ____:`) raises `BlankError`, which says to fill it in.
-
-`course_pace()` reads FLOWERS_TL_FAST: the full course, or the quick mode the
-automated tests run the notebooks in (one short epoch on a few shards).
+`check()` inspects the real Keras model the learner built (layers, frozen weights, what the
+first layers do to pixels, compile settings, the accelerator's scope) and prints one
+sentence; the sentences are the English constants below, so tests can assert them, and
+flowers_tl/messages.py holds their Russian (`ftl.set_language("ru")`). The solutions are
+ordinary functions in `flowers_tl.solutions`, the single source of the solution notebook.
+The blank `____` and the record of which cells finished live in `flowers_tl.attempts`.
 """
 
 import dataclasses
-import os
+import inspect
 import re
 import textwrap
 import weakref
-from typing import Optional
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
-from .data import CLASSES, DataSplit, count_images
-from .errors import FlowersTLError
+from . import solutions
+from .attempts import (MISSING, BlankError, CheckFailedError, ____, cell_finished, is_blank,  # noqa: F401
+                       notebook_namespace, notebook_variable, watch)  # ____ and the errors: ftl.exercises.*
+from .data import CLASSES
+from .errors import ConfigError
+from .learner_errors import NOT_DEFINED, install_notebook_hooks
 from .messages import say, translate
-
-FAST_ENV_VARIABLE = "FLOWERS_TL_FAST"
+from .model import find_backbone
+from .pace import course_pace
 
 # --- What check() says (one sentence each) ---------------------------------------------------
 CORRECT = "Correct: {what} is exactly what the course needs."
@@ -87,59 +86,38 @@ WRONG_STEPS = ("An epoch had {steps} steps: the training dataset repeats forever
                "steps_per_epoch=steps_per_epoch to model.fit.")
 NO_VALIDATION = ("No validation accuracy in the history: pass validation_data=validation_dataset to model.fit, "
                  "to see how the model does on photos it never trains on.")
-HINT = "Hint: {hint}"
+HINT = "Hint {number} of {count}: {hint}"
+NO_SUCH_HINT = "There are {count} hints: hint(1) to hint({count}); solution() shows the answer."
 SOLUTION = "Solution:\n{code}"
-PACE = "Pace: {mode}, {epochs} epoch(s) of training"
-QUICK_MODE = "quick mode ({variable}=1)"
-FULL_COURSE = "full course"
 NOT_IN_SCOPE = ("The model was not built inside the accelerator's scope, so it would not train on all "
                 "{replicas} replicas: create pretrained_model and the Sequential model in `with accelerator.scope():`.")
 
 
-class BlankError(FlowersTLError):
-    """A `____` blank was used where a real value is needed."""
+FROM_NOTEBOOK = object()  # a check's default argument: read the variable from the notebook
 
 
-class CheckFailedError(FlowersTLError):
-    """`ftl.train` was given a model whose exercise check failed (or a loss the course's labels cannot feed)."""
+class NotFound(Exception):
+    """A variable a check reads is not in the notebook yet (its sentence is NOT_DEFINED)."""
+
+    def __init__(self, variable: str) -> None:
+        super().__init__(variable)
+        self.variable = variable
 
 
-class Blank:
-    """The `____` placeholder of the playground: it stands in anywhere without crashing.
+def _argument(value, variable: str, default=MISSING):
+    """`value` as given, or the notebook's `variable` when the caller gave none.
 
-    Assigning it, reading or setting its attributes and calling it all do nothing,
-    so a half-filled cell still runs; `check()` then reports "not attempted".
+    Without a `default`: NotFound when the notebook has no such variable, ConfigError outside
+    a notebook, where the caller must pass it.
     """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "____"
-
-    def __getattr__(self, name):
-        if name.startswith("_"):  # let Python, IPython and pickle see an ordinary object
-            raise AttributeError(name)
-        return self
-
-    def __setattr__(self, name, value) -> None:
-        pass
-
-    def __call__(self, *args, **kwargs) -> None:
-        return None
-
-    def __bool__(self):
-        raise BlankError("a ____ blank is used as True/False: replace it with a value first.")
-
-    def __index__(self):
-        raise BlankError("a ____ blank is used as a number: replace it with a value first.")
-
-
-____ = Blank()
-
-
-def is_blank(value) -> bool:
-    """True for the `____` placeholder (the learner has not filled this in yet)."""
-    return isinstance(value, Blank)
+    if value is not FROM_NOTEBOOK:
+        return value
+    if notebook_namespace() is None and default is MISSING:
+        raise ConfigError(f"outside a notebook, pass `{variable}` to the check: e.g. check({variable}, ...).")
+    found = notebook_variable(variable)
+    if found is MISSING and default is MISSING:
+        raise NotFound(variable)
+    return default if found is MISSING else found
 
 
 # --- Inspecting a model ----------------------------------------------------------------------
@@ -175,16 +153,6 @@ ACCURACY_NAMES = {"accuracy", "acc", "sparsecategoricalaccuracy"}
 SPARSE_LOSS = "sparsecategoricalcrossentropy"
 ONE_HOT_LOSSES = {"categoricalcrossentropy", "categoricalfocalcrossentropy"}
 CLASSIFICATION_LOSSES = {SPARSE_LOSS} | ONE_HOT_LOSSES
-
-
-def find_backbone(model):
-    """The index and layer of the first nested Keras model (the pretrained network), or (None, None)."""
-    import keras
-
-    for index, layer in enumerate(model.layers):
-        if isinstance(layer, keras.Model):
-            return index, layer
-    return None, None
 
 
 def _has_imagenet_top(backbone) -> bool:
@@ -253,8 +221,7 @@ def _scope_problem(model, accelerator) -> Optional[str]:
 
     if strategy is tf.distribute.get_strategy():  # the default strategy: nothing to distribute
         return None
-    in_scope = getattr(model, "_distribute_strategy", None) is strategy and all(
-        strategy.extended.variable_created_in_scope(variable) for variable in _tf_variables(model))
+    in_scope = all(strategy.extended.variable_created_in_scope(variable) for variable in _tf_variables(model))
     return None if in_scope else say(NOT_IN_SCOPE, replicas=accelerator.replicas)
 
 
@@ -265,19 +232,7 @@ def _tf_variables(model):
 
 # --- Exercises -------------------------------------------------------------------------------
 
-_finished_cells = {}  # exercise variable -> did the last notebook cell that assigned it finish?
 _failed_checks = weakref.WeakKeyDictionary()  # model -> the sentence of its failed check
-
-
-def record_cell_run(source: str, finished: bool) -> None:
-    """Remember, for each exercise variable the cell assigns, whether the cell ran to the end.
-
-    Called by the notebook hook of learner_errors after every cell; check() reads it, so an
-    attempt that crashed is reported as NOT_FINISHED instead of grading an older object.
-    """
-    for exercise in EXERCISES.values():
-        if re.search(rf"^\s*{exercise.variable}\s*=", source, re.MULTILINE):
-            _finished_cells[exercise.variable] = finished
 
 
 def refuse_untrainable(model) -> None:
@@ -304,20 +259,33 @@ class Exercise:
         variable: the notebook variable the learner's cell assigns and check() reads.
         what: what the learner builds, for the "Correct" sentence (English; translated when printed).
         stub: the playground's code, with `____` blanks.
-        solution_code: the solution notebook's code, word for word.
-        hint_text: a nudge that gives less away than the solution (English; translated when printed).
+        solve: the course's solution, a function of `flowers_tl.solutions` (its body is the
+            solution notebook's cell).
+        hints: nudges that each give a little more away, still less than the solution
+            (English; translated when printed).
     """
 
     name: str
     variable: str
     what: str
     stub: str
-    solution_code: str
-    hint_text: str
+    solve: Callable
+    hints: Tuple[str, ...]
 
-    def hint(self) -> None:
-        """Print a hint."""
-        print(say(HINT, hint=translate(self.hint_text)))
+    def __post_init__(self) -> None:
+        watch(self.variable)  # so the notebook hook records whether its cells finished
+
+    @property
+    def solution_code(self) -> str:
+        """The solution notebook's code of this exercise, word for word."""
+        return solutions.cell_code(self.solve)
+
+    def hint(self, number: int = 1) -> None:
+        """Print hint `number` (1, 2, ...): each gives a little more away."""
+        if not 1 <= number <= len(self.hints):
+            print(say(NO_SUCH_HINT, count=len(self.hints)))
+            return
+        print(say(HINT, number=number, count=len(self.hints), hint=translate(self.hints[number - 1])))
 
     def solution(self) -> None:
         """Print the course's solution."""
@@ -347,9 +315,11 @@ class ModelExercise(Exercise):
         return problem or say(CORRECT, what=translate(self.what))
 
     def _backbone_problem(self, model) -> Optional[str]:
-        index, backbone = find_backbone(model)
-        if backbone is None:
+        try:
+            backbone = find_backbone(model)
+        except ConfigError:
             return say(NO_BACKBONE)
+        index = model.layers.index(backbone)
         if _has_imagenet_top(backbone):
             return say(INCLUDE_TOP)
         if backbone.trainable or backbone.trainable_weights:
@@ -359,13 +329,21 @@ class ModelExercise(Exercise):
             return say(NOT_RESCALED, low=low, high=high)
         return None
 
-    def check(self, model, accelerator=None) -> None:
-        """Print whether the learner's `model` is right, and if not, the first thing to fix.
+    def check(self, model=FROM_NOTEBOOK, accelerator=FROM_NOTEBOOK) -> None:
+        """Print whether the learner's model is right, and if not, the first thing to fix.
 
-        When the learner's cell crashed in its last run, print NOT_FINISHED: the object in the
-        variable is then an older attempt (or the blank), not what the cell meant to build.
+        In a notebook, the model is the notebook's variable (`self.variable`) and the accelerator
+        its `accelerator`, unless given. When the learner's cell crashed in its last run, print
+        NOT_FINISHED: the object in the variable is then an older attempt (or the blank), not
+        what the cell meant to build.
         """
-        if not _finished_cells.get(self.variable, True):
+        try:
+            model = _argument(model, self.variable)
+            accelerator = _argument(accelerator, "accelerator", default=None)
+        except NotFound as missing:
+            print(say(NOT_DEFINED, variable=missing.variable))
+            return
+        if not cell_finished(self.variable):
             print(say(NOT_FINISHED))
             return
         sentence = self.evaluate(model, accelerator)
@@ -373,23 +351,34 @@ class ModelExercise(Exercise):
             _remember_failure(model, sentence)
         print(sentence)
 
-    def or_solution(self, model, accelerator, image_size):
-        """`model`, or while it is still a blank or its cell crashed, the course's solution model
-        (so the cells below run)."""
-        if not is_blank(model) and _finished_cells.get(self.variable, True):
+    def or_solution(self, model=FROM_NOTEBOOK, accelerator=FROM_NOTEBOOK, image_size=FROM_NOTEBOOK):
+        """`model`, or while it is still a blank, missing or its cell crashed, the course's solution
+        model (so the cells below run). In a notebook the arguments default to its variables
+        (`self.variable`, `accelerator`, `IMAGE_SIZE`)."""
+        try:
+            model = _argument(model, self.variable)
+        except NotFound:
+            model = ____
+        if not is_blank(model) and cell_finished(self.variable):
             return model
         print(say(USING_SOLUTION))
+        return self.solution_model(_argument(accelerator, "accelerator"), _argument(image_size, "IMAGE_SIZE"))
+
+    def solution_model(self, accelerator, image_size):
+        """The course's solution model, built by the function whose body solution() shows.
+
+        The function gets the notebook's variables it names (`keras`, `ftl`, `accelerator`, ...).
+        """
         import keras
 
-        namespace = {"keras": keras, "ftl": _package(), "accelerator": accelerator,
-                     "IMAGE_SIZE": list(image_size), "CLASSES": CLASSES}
-        exec(self.solution_code, namespace)  # the very code solution() shows
-        return namespace[self.variable]
+        notebook = {"keras": keras, "ftl": _package(), "accelerator": accelerator,
+                    "IMAGE_SIZE": list(image_size), "CLASSES": CLASSES}
+        return self.solve(**{name: notebook[name] for name in inspect.signature(self.solve).parameters})
 
     def check_call(self) -> str:
         """The code of the check cell that follows the exercise's cell."""
-        return (f"ftl.exercises.{self.name}.check({self.variable}, accelerator)\n"
-                f"model = ftl.exercises.{self.name}.or_solution({self.variable}, accelerator, IMAGE_SIZE)")
+        return (f"ftl.exercises.{self.name}.check()\n"
+                f"model = ftl.exercises.{self.name}.or_solution()")
 
 
 def comments_translated(code: str) -> str:
@@ -406,6 +395,7 @@ def _remember_failure(model, sentence: str) -> None:
 
 
 def _package():
+    """The flowers_tl package, as the notebook's `ftl` (imported when a solution runs)."""
     import flowers_tl
 
     return flowers_tl
@@ -421,19 +411,10 @@ baseline_model = ModelExercise(
                                 # flattens them into one vector, a Dense layer with one softmax unit per class
             first_model.compile(optimizer=____, loss=____, metrics=[____])  # integer labels: which loss?
         """),
-    solution_code=textwrap.dedent("""\
-        with accelerator.scope():
-            first_model = keras.Sequential([
-                keras.Input(shape=[*IMAGE_SIZE, 3]),
-                keras.layers.Rescaling(1 / 255),  # pixels [0, 255] -> [0, 1]
-                keras.layers.Flatten(),
-                keras.layers.Dense(len(CLASSES), activation="softmax"),
-            ])
-            first_model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        """),
-    hint_text=("keras.layers.Flatten() turns a [192, 192, 3] image into one vector; "
-               "keras.layers.Dense(len(CLASSES), activation='softmax') gives one probability per class. "
-               "The labels are integers 0..4, so the loss is the *sparse* categorical cross-entropy."),
+    solve=solutions.baseline_model,
+    hints=("keras.layers.Flatten() turns a [192, 192, 3] image into one vector; "
+           "keras.layers.Dense(len(CLASSES), activation='softmax') gives one probability per class.",
+           "The labels are integers 0..4, so the loss is the *sparse* categorical cross-entropy."),
     needs_backbone=False)
 
 transfer_model = ModelExercise(
@@ -449,24 +430,11 @@ transfer_model = ModelExercise(
                                    # Flatten, a Dense layer with one softmax unit per class
             transfer_model.compile(optimizer=____, loss=____, metrics=[____])
         """),
-    solution_code=textwrap.dedent("""\
-        with accelerator.scope():
-            pretrained_model = keras.applications.MobileNetV2(
-                input_shape=[*IMAGE_SIZE, 3], include_top=False, weights=ftl.resolve_weights())
-            pretrained_model.trainable = False  # keep the ImageNet features as they are
-            transfer_model = keras.Sequential([
-                keras.Input(shape=[*IMAGE_SIZE, 3]),
-                keras.layers.Rescaling(1 / 127.5, offset=-1),  # pixels [0, 255] -> [-1, 1], as MobileNetV2 expects
-                pretrained_model,
-                keras.layers.Flatten(),
-                keras.layers.Dense(len(CLASSES), activation="softmax"),
-            ])
-            transfer_model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        """),
-    hint_text=("include_top=False removes the ImageNet classifier; pretrained_model.trainable = False "
-               "freezes it. MobileNetV2 expects pixels in [-1, 1]: keras.layers.Rescaling(1 / 127.5, "
-               "offset=-1) does that inside the model. Then Flatten, then Dense(len(CLASSES), "
-               "activation='softmax'), and the loss for integer labels is 'sparse_categorical_crossentropy'."),
+    solve=solutions.transfer_model,
+    hints=("include_top=False removes the ImageNet classifier; pretrained_model.trainable = False freezes it.",
+           "MobileNetV2 expects pixels in [-1, 1]: keras.layers.Rescaling(1 / 127.5, offset=-1) does that inside "
+           "the model. Then Flatten, then Dense(len(CLASSES), activation='softmax'), and the loss for integer "
+           "labels is 'sparse_categorical_crossentropy'."),
     needs_backbone=True)
 
 
@@ -495,26 +463,44 @@ class FitExercise(Exercise):
             return say(NO_VALIDATION)
         return say(CORRECT, what=translate(self.what))
 
-    def check(self, history, epochs: int, steps_per_epoch: int) -> None:
-        """Print whether `history` comes from the right model.fit call, and if not, what to change."""
-        if not _finished_cells.get(self.variable, True):
+    def check(self, history=FROM_NOTEBOOK, epochs: Optional[int] = None, steps_per_epoch=FROM_NOTEBOOK) -> None:
+        """Print whether `history` comes from the right model.fit call, and if not, what to change.
+
+        In a notebook, `history` and `steps_per_epoch` are the notebook's variables unless given;
+        `epochs` defaults to the course's pace (`PACE.baseline_epochs`).
+        """
+        try:
+            history = _argument(history, self.variable)
+            steps_per_epoch = _argument(steps_per_epoch, "steps_per_epoch")
+        except NotFound as missing:
+            print(say(NOT_DEFINED, variable=missing.variable))
+            return
+        if not cell_finished(self.variable):
             print(say(NOT_FINISHED))
             return
+        epochs = course_pace().baseline_epochs if epochs is None else epochs
         print(self.evaluate(history, epochs, steps_per_epoch))
 
-    def or_solution(self, history, model, split, *, epochs: int, accelerator=None):
-        """`history`, or while it is a blank or its cell crashed, the history of ftl.train on `model`
-        (the same training, so the cells below run)."""
-        if not is_blank(history) and _finished_cells.get(self.variable, True):
+    def or_solution(self, history=FROM_NOTEBOOK, model=FROM_NOTEBOOK, split=FROM_NOTEBOOK, *,
+                    epochs: Optional[int] = None, accelerator=FROM_NOTEBOOK):
+        """`history`, or while it is a blank, missing or its cell crashed, the history of ftl.train on
+        `model` (the same training, so the cells below run). In a notebook the arguments default to
+        its variables (`history`, `model`, `split`, `accelerator`); `epochs` to the course's pace."""
+        try:
+            history = _argument(history, self.variable)
+        except NotFound:
+            history = ____
+        if not is_blank(history) and cell_finished(self.variable):
             return history
         print(say(USING_SOLUTION))
-        return _package().train(model, split, epochs=epochs, accelerator=accelerator, verbose=0)
+        epochs = course_pace().baseline_epochs if epochs is None else epochs
+        return _package().train(_argument(model, "model"), _argument(split, "split"), epochs=epochs,
+                                accelerator=_argument(accelerator, "accelerator", default=None), verbose=0)
 
     def check_call(self) -> str:
         """The code of the check cell that follows the exercise's cell."""
-        return (f"ftl.exercises.{self.name}.check({self.variable}, PACE.baseline_epochs, steps_per_epoch)\n"
-                f"first_training = ftl.exercises.{self.name}.or_solution(\n"
-                f"    {self.variable}, model, split, epochs=PACE.baseline_epochs, accelerator=accelerator)")
+        return (f"ftl.exercises.{self.name}.check()\n"
+                f"first_training = ftl.exercises.{self.name}.or_solution()")
 
 
 FIT_WHAT = "a model.fit call with epochs, steps_per_epoch and validation_data"
@@ -529,60 +515,11 @@ baseline_fit = FitExercise(
         history = ____  # model.fit on training_dataset: PACE.baseline_epochs epochs of steps_per_epoch batches,
                         # measured on validation_dataset after every epoch; shuffle=False: it shuffles itself
         """),
-    solution_code=textwrap.dedent("""\
-        training_dataset = ftl.get_training_dataset(split.training_shards, IMAGE_SIZE, BATCH_SIZE)  # repeats forever
-        steps_per_epoch = split.training_images // BATCH_SIZE  # batches in one pass over the training photos
-        history = model.fit(training_dataset, epochs=PACE.baseline_epochs, steps_per_epoch=steps_per_epoch,
-                            validation_data=validation_dataset, shuffle=False)  # the dataset shuffles itself
-        """),
-    hint_text=("model.fit(dataset, epochs=..., steps_per_epoch=..., validation_data=...) returns a History. "
-               "The training dataset never ends, so steps_per_epoch tells Keras where an epoch ends; "
-               "validation_data=validation_dataset measures the accuracy on photos the model never trains on."))
+    solve=solutions.baseline_fit,
+    hints=("model.fit(dataset, epochs=..., steps_per_epoch=..., validation_data=...) returns a History.",
+           "The training dataset never ends, so steps_per_epoch tells Keras where an epoch ends; "
+           "validation_data=validation_dataset measures the accuracy on photos the model never trains on."))
 
 EXERCISES = {exercise.name: exercise for exercise in (baseline_model, baseline_fit, transfer_model)}
 
-
-# --- The pace of the notebooks ---------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class CoursePace:
-    """How much the notebook trains: the full course, or the quick mode of the automated tests."""
-
-    fast: bool
-    epochs: int
-    baseline_epochs: int
-    fine_tune_epochs: int
-    training_shards: Optional[int] = None  # None: all of them
-    validation_shards: Optional[int] = None
-
-    def data(self, split: DataSplit) -> DataSplit:
-        """`split` itself, or in quick mode its first few shards."""
-        if not self.fast:
-            return split
-        training = split.training_shards[: self.training_shards]
-        validation = split.validation_shards[: self.validation_shards]
-        return DataSplit(training, validation, count_images(training), count_images(validation))
-
-    def __str__(self) -> str:
-        mode = say(QUICK_MODE, variable=FAST_ENV_VARIABLE) if self.fast else say(FULL_COURSE)
-        return say(PACE, mode=mode, epochs=self.epochs)
-
-
-FULL_PACE = CoursePace(fast=False, epochs=10, baseline_epochs=3, fine_tune_epochs=5)
-QUICK_PACE = CoursePace(fast=True, epochs=1, baseline_epochs=1, fine_tune_epochs=1,
-                        training_shards=1, validation_shards=1)
-
-
-def course_pace() -> CoursePace:
-    """The full course, or the quick mode when FLOWERS_TL_FAST=1 (how the tests run the notebooks)."""
-    return QUICK_PACE if os.environ.get(FAST_ENV_VARIABLE, "") in ("1", "true", "yes") else FULL_PACE
-
-
-def _install_in_notebook() -> None:
-    """In a notebook kernel: short messages for known mistakes, crashed attempts noticed by check()."""
-    from .learner_errors import install_notebook_hooks
-
-    install_notebook_hooks()
-
-
-_install_in_notebook()
+install_notebook_hooks()  # in a notebook kernel: short messages for known mistakes, crashed attempts noticed

@@ -5,12 +5,16 @@ finds where a model's frozen start ends: after the frozen MobileNetV2 when only 
 head learns, or, when the top blocks are fine-tuned, at the end of the last frozen
 block (`cut_points`: where a single tensor flows, such as `block_12_add`). It splits
 the model there into `lower` and `upper`, both made of the model's own layers.
-`ActivationCache` runs `lower` once over the photos and keeps its outputs as float16;
-`activation_batches` feeds them to `upper`. `training.train` puts the pieces together.
+`ActivationCache` runs `lower` once over the photos and keeps its outputs as float16
+(`ACTIVATIONS`: one entry, alive as long as the Python process or notebook kernel,
+replaced when another frozen part or split comes, freed by `ACTIVATIONS.clear()`).
+`FrozenPart.fit` trains `upper` on them: the one entry point `training.train` calls.
 """
 
 import dataclasses
 import hashlib
+import math
+import time
 from typing import List, Optional, Tuple
 
 import keras
@@ -19,12 +23,66 @@ import numpy as np
 from . import data as flowers_data
 from .accelerator import accelerator_scope
 from .errors import DataError
+from .fitting import TrainingRun
+from .messages import say
 
 # Layers that are deterministic while training and own no weights: a frozen part may hold them.
 _STATELESS_LAYERS = (keras.layers.InputLayer, keras.layers.Rescaling, keras.layers.Resizing,
                      keras.layers.ReLU, keras.layers.Activation, keras.layers.Add,
                      keras.layers.ZeroPadding2D)
 ACTIVATION_BATCH_SIZE = 32  # small batches keep the backbone's activations, and peak memory, low
+
+FEATURE_PASS = ("Running the frozen layers once over {images} photos; "
+                "the epochs then train only the layers after them.")
+
+
+class ActivationCache:
+    """The activations of one frozen part over one split, kept in memory between trainings.
+
+    Notebook cells that train several heads on the same frozen backbone (Flatten,
+    GlobalAveragePooling, an extra Dense layer) then skip the backbone entirely.
+    One entry at a time (a few hundred MB of float16): a new frozen part or split
+    replaces it, and `clear()` frees it.
+    """
+
+    def __init__(self) -> None:
+        self._key = None
+        self._arrays = None
+
+    def get(self, lower: keras.Model, split: flowers_data.DataSplit, image_size, verbose: int = 0):
+        """(training activations, labels, validation activations, labels) of `lower`.
+
+        With `verbose`, the one pass over the photos shows a sentence and a Keras progress bar.
+        """
+        key = (_weights_fingerprint(lower), split.training_shards, split.validation_shards,
+               flowers_data.image_size_pair(image_size))
+        if key != self._key:
+            self.clear()
+            images = split.training_images + split.validation_images
+            if verbose:
+                print(say(FEATURE_PASS, images=images))
+            progress = keras.utils.Progbar(math.ceil(images / ACTIVATION_BATCH_SIZE), verbose=verbose,
+                                           unit_name="batch") if verbose else None
+            train_x, train_y = extract_features(
+                lower, flowers_data.load_dataset(split.training_shards, image_size, ordered=True,
+                                                 exclude_shards=split.validation_shards),
+                ACTIVATION_BATCH_SIZE, progress)
+            val_x, val_y = extract_features(
+                lower, flowers_data.load_dataset(split.validation_shards, image_size, ordered=True),
+                ACTIVATION_BATCH_SIZE, progress)
+            done = math.ceil(len(train_y) / ACTIVATION_BATCH_SIZE) + math.ceil(len(val_y) / ACTIVATION_BATCH_SIZE)
+            if progress is not None and done < progress.target:  # duplicates left out of training
+                progress.target = done
+                progress.update(done, finalize=True)
+            self._key, self._arrays = key, (train_x, train_y, val_x, val_y)
+        return self._arrays
+
+    def clear(self) -> None:
+        """Free the memory."""
+        self._key = self._arrays = None
+
+
+ACTIVATIONS = ActivationCache()  # the course's one cache, shared by every `train()` of the session
 
 
 def _is_frozen(layer) -> bool:
@@ -80,6 +138,7 @@ class FrozenPart:
     lower: keras.Model
     upper: keras.Model
     cut: str
+    feature_time_s: float = 0.0  # the time of the one pass over `lower`, once `fit` ran
 
     @classmethod
     def of(cls, model: keras.Model, accelerator=None) -> Optional["FrozenPart"]:
@@ -109,54 +168,45 @@ class FrozenPart:
             upper = keras.Sequential([keras.Input(lower.output_shape[1:]), *layers[end:]])
         return cls(lower, upper, layers[end - 1].name)
 
-    def activations(self, split: flowers_data.DataSplit, image_size):
-        """`lower`'s outputs for every photo of `split`, computed once (`ACTIVATIONS`)."""
-        return ACTIVATIONS.get(self.lower, split, image_size)
+    def fit(self, model: keras.Model, run: TrainingRun, cache: ActivationCache = ACTIVATIONS) -> dict:
+        """Train `upper` (and so `model`) on `lower`'s cached activations; Keras' per-epoch history.
+
+        `upper` is compiled as `model` was, with `model`'s own optimizer: its state is the
+        model's, so a saved model holds it (and loads without Keras' optimizer warning).
+        """
+        start = time.perf_counter()
+        train_x, train_y, val_x, val_y = cache.get(self.lower, run.split, run.image_size, run.progress)
+        self.feature_time_s = time.perf_counter() - start
+        settings = run.settings
+        global_batch = settings.global_batch_size
+        train_x, train_y = whole_batches(train_x, train_y, global_batch if settings.drop_remainder
+                                         else settings.batch_multiple)
+        val_x, val_y = whole_batches(val_x, val_y, settings.batch_multiple)
+        compile_arguments = keras.saving.deserialize_keras_object(model.get_compile_config())
+        with accelerator_scope(run.accelerator):
+            self.upper.compile(**{**compile_arguments, "optimizer": model.optimizer,
+                                  "steps_per_execution": settings.steps_per_execution})
+        history = self.upper.fit(
+            activation_batches(train_x, train_y, global_batch, shuffle=True, flip=run.flip),
+            validation_data=activation_batches(val_x, val_y, global_batch), epochs=run.epochs,
+            callbacks=list(run.callbacks), verbose=run.verbose,
+            shuffle=False)  # the batches above are shuffled already
+        return history.history
 
 
-class ActivationCache:
-    """The activations of one frozen part over one split, kept in memory between trainings.
+def extract_features(extractor: keras.Model, dataset, batch_size: int,
+                     progress: Optional[keras.utils.Progbar] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Run `extractor` once over an unbatched (image, label) dataset; float16 outputs, int labels.
 
-    Notebook cells that train several heads on the same frozen backbone (Flatten,
-    GlobalAveragePooling, an extra Dense layer) then skip the backbone entirely.
-    One entry at a time: a few hundred MB of float16.
+    `progress`, when given, advances by one for each batch.
     """
-
-    def __init__(self) -> None:
-        self._key = None
-        self._arrays = None
-
-    def get(self, lower: keras.Model, split: flowers_data.DataSplit, image_size):
-        """(training activations, labels, validation activations, labels) of `lower`."""
-        key = (_weights_fingerprint(lower), split.training_shards, split.validation_shards,
-               flowers_data.image_size_pair(image_size))
-        if key != self._key:
-            self.clear()
-            train_x, train_y = extract_features(
-                lower, flowers_data.load_dataset(split.training_shards, image_size, ordered=True,
-                                                 exclude_shards=split.validation_shards),
-                ACTIVATION_BATCH_SIZE)
-            val_x, val_y = extract_features(
-                lower, flowers_data.load_dataset(split.validation_shards, image_size, ordered=True),
-                ACTIVATION_BATCH_SIZE)
-            self._key, self._arrays = key, (train_x, train_y, val_x, val_y)
-        return self._arrays
-
-    def clear(self) -> None:
-        """Free the memory."""
-        self._key = self._arrays = None
-
-
-ACTIVATIONS = ActivationCache()
-
-
-def extract_features(extractor: keras.Model, dataset, batch_size: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Run `extractor` once over an unbatched (image, label) dataset; float16 outputs, int labels."""
     features: List[np.ndarray] = []
     labels: List[np.ndarray] = []
     for images, batch_labels in dataset.batch(batch_size).as_numpy_iterator():
         features.append(predict_batch(extractor, images, batch_size).astype(np.float16))
         labels.append(batch_labels)
+        if progress is not None:
+            progress.add(1)
     if not features:
         raise DataError("no image to compute features for: the shards are empty, or every training "
                         "photo is also a validation photo. Add photos or choose other shards.")
@@ -176,10 +226,15 @@ def predict_batch(model: keras.Model, images: np.ndarray, batch_size: int) -> np
 
 
 def _weights_fingerprint(extractor: keras.Model) -> str:
-    """A hash of the layers' kinds, settings and weights: equal only for the same frozen part."""
+    """A hash of the layers' kinds, settings and weights: equal only for the same frozen part.
+
+    Names are left out: the notebook's experiments build the same rescaling and backbone
+    again (`rescaling`, `rescaling_1`), and they share one pass over the photos.
+    """
     digest = hashlib.sha256()
     for layer in extractor.layers:
-        digest.update(f"{type(layer).__name__}{layer.get_config() if not layer.weights else ''}".encode())
+        settings = {key: value for key, value in layer.get_config().items() if key != "name"}
+        digest.update(f"{type(layer).__name__}{settings if not layer.weights else ''}".encode())
         for weight in layer.weights:
             digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
     return digest.hexdigest()

@@ -6,7 +6,7 @@ In a Jupyter/IPython kernel, importing flowers_tl calls `install_notebook_hooks(
   loss on integer labels, `ftl.train` refusing a model that failed its check, a check run before
   its exercise's variable exists), one sentence that names the fix and FULL_TRACEBACK; any other error
   shows IPython's usual traceback, unchanged;
-* a `post_run_cell` hook tells flowers_tl.exercises whether each cell ran to the end, so a
+* a `post_run_cell` hook records in flowers_tl.attempts whether each cell ran to the end, so a
   check after a crashed attempt says "your cell did not finish".
 Outside IPython (scripts, the command line, pytest) nothing is installed.
 """
@@ -15,6 +15,7 @@ import re
 import sys
 from typing import Optional
 
+from .attempts import BlankError, CheckFailedError, record_cell_run, watched
 from .messages import say
 
 BLANK_LEFT = "A ____ blank is still in this cell: replace it with your code, then run the cell again."
@@ -37,16 +38,13 @@ _ONE_HOT_ON_INTEGERS = re.compile(r"target\.shape=\(None,?\), output\.shape=\(No
 
 def friendly_message(error: BaseException) -> Optional[str]:
     """The course's one-sentence message for a known learner mistake, or None for any other error."""
-    from .exercises import EXERCISES, BlankError, CheckFailedError
-
     text = str(error)
     if isinstance(error, BlankError):
         return say(BLANK_LEFT)
     if isinstance(error, CheckFailedError):  # already the check's own sentence
         return text
     if isinstance(error, NameError):  # a check cell run before its exercise's cell ever finished
-        variables = {exercise.variable for exercise in EXERCISES.values()}
-        return say(NOT_DEFINED, variable=error.name) if getattr(error, "name", None) in variables else None
+        return say(NOT_DEFINED, variable=error.name) if getattr(error, "name", None) in watched() else None
     if not isinstance(error, ValueError):
         return None
     if _LAYER_COUNT.search(text):
@@ -71,10 +69,8 @@ def _show_error(shell, etype, value, tb, tb_offset=None):
 
 
 def _record_cell(result) -> None:
-    """post_run_cell hook: tell the exercises whether the cell that just ran finished."""
-    from . import exercises
-
-    exercises.record_cell_run(result.info.raw_cell or "", finished=result.success)
+    """post_run_cell hook: record whether the cell that just ran finished (see attempts.record_cell_run)."""
+    record_cell_run(result.info.raw_cell or "", finished=result.success)
 
 
 def install_notebook_hooks() -> bool:
@@ -83,8 +79,6 @@ def install_notebook_hooks() -> bool:
     shell = ipython.get_ipython() if ipython else None
     if shell is None:
         return False
-    from .exercises import BlankError, CheckFailedError
-
     shell.set_custom_exc((BlankError, CheckFailedError, NameError, ValueError), _show_error)
     if _record_cell not in shell.events.callbacks["post_run_cell"]:
         shell.events.register("post_run_cell", _record_cell)

@@ -99,32 +99,11 @@ RUSSIAN = {
          "видеть, как модель справляется с фотографиями, на которых она не обучается."),
     "a model.fit call with epochs, steps_per_epoch and validation_data":
         "вызов model.fit с epochs, steps_per_epoch и validation_data",
-    ("model.fit(dataset, epochs=..., steps_per_epoch=..., validation_data=...) returns a History. The training "
-     "dataset never ends, so steps_per_epoch tells Keras where an epoch ends; validation_data=validation_dataset "
-     "measures the accuracy on photos the model never trains on."):
-        ("model.fit(dataset, epochs=..., steps_per_epoch=..., validation_data=...) возвращает History. Обучающий "
-         "набор данных бесконечен, поэтому steps_per_epoch говорит Keras, где кончается эпоха; "
-         "validation_data=validation_dataset измеряет точность на фотографиях, на которых модель не обучается."),
-    "Hint: {hint}": "Подсказка: {hint}",
     "Solution:\n{code}": "Решение:\n{code}",
     "a single Dense softmax layer on the flattened pixels":
         "один слой Dense с softmax на развёрнутых в вектор пикселях",
     "a frozen MobileNetV2 with a Flatten and Dense softmax head, compiled for integer labels":
         "замороженная MobileNetV2 с головой из Flatten и Dense с softmax, скомпилированная для целочисленных меток",
-    ("keras.layers.Flatten() turns a [192, 192, 3] image into one vector; keras.layers.Dense(len(CLASSES), "
-     "activation='softmax') gives one probability per class. The labels are integers 0..4, so the loss is "
-     "the *sparse* categorical cross-entropy."):
-        ("keras.layers.Flatten() превращает изображение [192, 192, 3] в один вектор; "
-         "keras.layers.Dense(len(CLASSES), activation='softmax') даёт одну вероятность на класс. Метки — целые "
-         "числа 0..4, поэтому функция потерь — *разреженная* (sparse) категориальная перекрёстная энтропия."),
-    ("include_top=False removes the ImageNet classifier; pretrained_model.trainable = False freezes it. "
-     "MobileNetV2 expects pixels in [-1, 1]: keras.layers.Rescaling(1 / 127.5, offset=-1) does that inside "
-     "the model. Then Flatten, then Dense(len(CLASSES), activation='softmax'), and the loss for integer "
-     "labels is 'sparse_categorical_crossentropy'."):
-        ("include_top=False убирает классификатор ImageNet; pretrained_model.trainable = False замораживает "
-         "сеть. MobileNetV2 ждёт пиксели в [-1, 1]: это делает keras.layers.Rescaling(1 / 127.5, offset=-1) "
-         "внутри модели. Затем Flatten, затем Dense(len(CLASSES), activation='softmax'), а функция потерь для "
-         "целочисленных меток — 'sparse_categorical_crossentropy'."),
     # flowers_tl/exercises.py: the comments of the solutions solution() prints (as in notebooks/i18n/ru.json)
     "pixels [0, 255] -> [0, 1]": "пиксели [0, 255] -> [0, 1]",
     "repeats forever": "повторяется бесконечно",
@@ -251,6 +230,32 @@ RUSSIAN = {
     "the {count} validation photos with the highest loss": "валидационные фото с наибольшими потерями: {count}",
     "your photo": "ваше фото",
     "probability": "вероятность",
+    # issue 16: rooms of their own (frozen.py's progress, pace.py, numbered hints, checks that find the variable)
+    "Running the frozen layers once over {images} photos; the epochs then train only the layers after them.":
+        "Один проход замороженных слоёв по {images} фотографиям; затем эпохи обучают только слои после них.",
+    "Hint {number} of {count}: {hint}": "Подсказка {number} из {count}: {hint}",
+    "There are {count} hints: hint(1) to hint({count}); solution() shows the answer.":
+        "Подсказок {count}: от hint(1) до hint({count}); solution() покажет ответ.",
+    ("keras.layers.Flatten() turns a [192, 192, 3] image into one vector; keras.layers.Dense(len(CLASSES), "
+     "activation='softmax') gives one probability per class."):
+        ("keras.layers.Flatten() превращает изображение [192, 192, 3] в один вектор; "
+         "keras.layers.Dense(len(CLASSES), activation='softmax') даёт одну вероятность на класс."),
+    "The labels are integers 0..4, so the loss is the *sparse* categorical cross-entropy.":
+        "Метки — целые числа 0..4, поэтому функция потерь — *разреженная* (sparse) категориальная перекрёстная энтропия.",
+    "include_top=False removes the ImageNet classifier; pretrained_model.trainable = False freezes it.":
+        "include_top=False убирает классификатор ImageNet; pretrained_model.trainable = False замораживает сеть.",
+    ("MobileNetV2 expects pixels in [-1, 1]: keras.layers.Rescaling(1 / 127.5, offset=-1) does that inside the "
+     "model. Then Flatten, then Dense(len(CLASSES), activation='softmax'), and the loss for integer labels is "
+     "'sparse_categorical_crossentropy'."):
+        ("MobileNetV2 ждёт пиксели в [-1, 1]: это делает keras.layers.Rescaling(1 / 127.5, offset=-1) внутри "
+         "модели. Затем Flatten, затем Dense(len(CLASSES), activation='softmax'), а функция потерь для "
+         "целочисленных меток — 'sparse_categorical_crossentropy'."),
+    "model.fit(dataset, epochs=..., steps_per_epoch=..., validation_data=...) returns a History.":
+        "model.fit(dataset, epochs=..., steps_per_epoch=..., validation_data=...) возвращает History.",
+    ("The training dataset never ends, so steps_per_epoch tells Keras where an epoch ends; "
+     "validation_data=validation_dataset measures the accuracy on photos the model never trains on."):
+        ("Обучающий набор данных бесконечен, поэтому steps_per_epoch говорит Keras, где кончается эпоха; "
+         "validation_data=validation_dataset измеряет точность на фотографиях, на которых модель не обучается."),
 }
 
 CATALOGUES = {"en": {}, "ru": RUSSIAN}

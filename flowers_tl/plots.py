@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from .data import CLASSES, images_and_labels
 from .messages import say
+from .scores import confusion_matrix
 
 # Labels drawn on the plots (English; flowers_tl/messages.py holds their Russian)
 TRAINING = "training"
@@ -85,16 +86,6 @@ def display_training_curves(history, metrics: Sequence[str] = ("loss", "accuracy
         axes.grid(alpha=0.3)
         axes.legend()
     return figure
-
-
-def confusion_matrix(labels, predictions, num_classes: int = len(CLASSES)) -> np.ndarray:
-    """Counts: row = true class, column = predicted class."""
-    predicted = np.asarray(predictions)
-    if predicted.ndim == 2:
-        predicted = predicted.argmax(axis=-1)
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(labels, dtype=np.int64), predicted.astype(np.int64)), 1)
-    return matrix
 
 
 def display_confusion_matrix(labels, predictions, classes: Sequence[str] = CLASSES,

@@ -9,6 +9,7 @@ import keras
 import pytest
 
 import flowers_tl as ftl
+from flowers_tl import attempts, pace, solutions
 from flowers_tl import exercises as ex
 from flowers_tl.exercises import ____
 from flowers_tl.messages import RUSSIAN
@@ -18,11 +19,8 @@ CLASSES = ftl.CLASSES
 
 
 def run_solution(exercise, accelerator=None):
-    """Execute the exercise's solution code exactly as the notebook does; return the model it builds."""
-    namespace = {"keras": keras, "ftl": ftl, "IMAGE_SIZE": SIZE, "CLASSES": CLASSES,
-                 "accelerator": accelerator or ftl.detect_accelerator(verbose=False)}
-    exec(exercise.solution_code, namespace)
-    return namespace[exercise.variable]
+    """The model the exercise's solution builds: the function whose body is the notebook's cell."""
+    return exercise.solution_model(accelerator or ftl.detect_accelerator(verbose=False), SIZE)
 
 
 def transfer(include_top=False, trainable=False, rescale="minus1_1", pooling="flatten", units=5,
@@ -114,6 +112,78 @@ def test_hint_and_solution_print_text(capsys):
     assert ex.transfer_model.solution_code in capsys.readouterr().out
 
 
+def test_hints_are_numbered_and_each_gives_more_away(capsys):
+    transfer_ = ex.transfer_model
+    assert len(transfer_.hints) == 2
+    transfer_.hint(1)
+    first = capsys.readouterr().out.strip()
+    transfer_.hint(2)
+    second = capsys.readouterr().out.strip()
+    assert first == ex.HINT.format(number=1, count=2, hint=transfer_.hints[0])
+    assert second == ex.HINT.format(number=2, count=2, hint=transfer_.hints[1])
+    assert "include_top=False" in first and "Rescaling(1 / 127.5, offset=-1)" in second
+    for beyond in (0, 3):
+        transfer_.hint(beyond)
+        assert capsys.readouterr().out.strip() == ex.NO_SUCH_HINT.format(count=2)
+    for exercise in ex.EXERCISES.values():
+        assert len(exercise.hints) >= 2 and len(set(exercise.hints)) == len(exercise.hints)
+
+
+def test_solution_code_is_the_body_of_the_solution_function():
+    """One source: the cell solution() prints and the notebook holds is the function or_solution() calls."""
+    for exercise in ex.EXERCISES.values():
+        code = exercise.solution_code
+        assert code == solutions.cell_code(getattr(solutions, exercise.name))
+        assert not code.startswith(("def ", '"""')) and "return" not in code
+        assert f"{exercise.variable} = " in code
+    import inspect
+
+    assert "exec(" not in inspect.getsource(ex) and "_distribute_strategy" not in inspect.getsource(ex)
+
+
+@pytest.fixture
+def notebook_shell():
+    """A real IPython shell, as in a notebook kernel: get_ipython() answers, user_ns is its namespace."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    yield shell
+    InteractiveShell.clear_instance()
+
+
+def test_check_without_arguments_finds_the_variable_in_the_notebook(notebook_shell, capsys):
+    accelerator = ftl.detect_accelerator(verbose=False)
+    notebook_shell.user_ns.update(transfer_model=transfer(trainable=True), accelerator=accelerator,
+                                  IMAGE_SIZE=SIZE)
+    ex.transfer_model.check()
+    assert capsys.readouterr().out.strip() == ex.BACKBONE_TRAINABLE
+    solution = run_solution(ex.transfer_model, accelerator)
+    notebook_shell.user_ns["transfer_model"] = solution
+    ex.transfer_model.check()
+    assert capsys.readouterr().out.strip() == ex.CORRECT.format(what=ex.transfer_model.what)
+    assert ex.transfer_model.or_solution() is solution  # the learner's own model goes on
+    ex.transfer_model.check(transfer(units=3))  # an explicit argument still wins
+    assert capsys.readouterr().out.strip() == ex.WRONG_UNITS.format(units=3, classes=5)
+
+
+def test_check_of_a_variable_the_notebook_lacks_says_which_cell_to_run(notebook_shell, capsys):
+    from flowers_tl import learner_errors
+
+    ex.transfer_model.check()
+    assert capsys.readouterr().out.strip() == learner_errors.NOT_DEFINED.format(variable="transfer_model")
+    ex.baseline_fit.check()
+    assert capsys.readouterr().out.strip() == learner_errors.NOT_DEFINED.format(variable="history")
+    notebook_shell.user_ns.update(accelerator=ftl.detect_accelerator(verbose=False), IMAGE_SIZE=SIZE)
+    model = ex.transfer_model.or_solution()  # nothing to hand on: the course's solution instead
+    assert capsys.readouterr().out.strip() == ex.USING_SOLUTION
+    assert ex.transfer_model.evaluate(model).startswith("Correct")
+
+
+def test_check_outside_a_notebook_asks_for_the_variable():
+    with pytest.raises(ftl.ConfigError, match="pass `transfer_model`"):
+        ex.transfer_model.check()
+
+
 def test_blank_lets_a_half_filled_cell_run_but_not_decide():
     """The playground's stub runs with blanks; using a blank as a value says what to do."""
     accelerator = ftl.detect_accelerator(verbose=False)
@@ -137,14 +207,14 @@ def test_or_solution_replaces_only_a_blank(capsys):
 
 
 def test_course_pace_quick_mode_uses_a_few_real_shards(real_data_pattern, monkeypatch):
-    monkeypatch.delenv(ex.FAST_ENV_VARIABLE, raising=False)
-    assert ex.course_pace() == ex.FULL_PACE and ex.FULL_PACE.epochs >= 5
+    monkeypatch.delenv(pace.FAST_ENV_VARIABLE, raising=False)
+    assert pace.course_pace() == pace.FULL_PACE and pace.FULL_PACE.epochs >= 5
     split = ftl.split_shards(real_data_pattern)
-    assert ex.FULL_PACE.data(split) is split
-    monkeypatch.setenv(ex.FAST_ENV_VARIABLE, "1")
-    pace = ex.course_pace()
-    assert pace.fast and pace.epochs == 1
-    quick = pace.data(split)
+    assert pace.FULL_PACE.data(split) is split
+    monkeypatch.setenv(pace.FAST_ENV_VARIABLE, "1")
+    quick_pace = pace.course_pace()
+    assert quick_pace.fast and quick_pace.epochs == 1
+    quick = quick_pace.data(split)
     assert quick.training_shards == split.training_shards[:1]
     assert quick.validation_shards == split.validation_shards[:1]
     assert 0 < quick.training_images < split.training_images
@@ -161,14 +231,13 @@ SCOPE_SCRIPT = textwrap.dedent("""
 
     accelerator = ftl.detect_accelerator(verbose=False)
     assert accelerator.replicas == 2, accelerator
-    namespace = {"keras": keras, "ftl": ftl, "IMAGE_SIZE": [96, 96], "CLASSES": ftl.CLASSES,
-                 "accelerator": accelerator}
-    exec(ex.transfer_model.solution_code, namespace)
-    print("IN_SCOPE:", ex.transfer_model.evaluate(namespace["transfer_model"], accelerator))
+    print("IN_SCOPE:", ex.transfer_model.evaluate(ex.transfer_model.solution_model(accelerator, [96, 96]),
+                                                  accelerator))
 
-    outside = ex.transfer_model.solution_code.replace("with accelerator.scope():", "if True:")
-    exec(outside, namespace)
-    print("OUTSIDE:", ex.transfer_model.evaluate(namespace["transfer_model"], accelerator))
+    import contextlib, types  # the same solution with its `with accelerator.scope():` doing nothing
+    no_scope = types.SimpleNamespace(scope=contextlib.nullcontext)
+    outside = ex.transfer_model.solution_model(no_scope, [96, 96])
+    print("OUTSIDE:", ex.transfer_model.evaluate(outside, accelerator))
 
     # the backbone made outside the scope, the Sequential inside: its variables are not mirrored
     backbone = keras.applications.MobileNetV2(input_shape=[96, 96, 3], include_top=False, weights=None)
@@ -197,18 +266,18 @@ def test_check_after_a_crashed_cell_says_not_finished_and_grades_nothing(capsys)
     variable still holds an older (here: correct) model."""
     solution = run_solution(ex.transfer_model)
     crashed_cell = "with accelerator.scope():\n    pretrained_model.trainable = ____\n    transfer_model = ..."
-    ex.record_cell_run(crashed_cell, finished=False)
+    attempts.record_cell_run(crashed_cell, finished=False)
     try:
         ex.transfer_model.check(solution)
         assert capsys.readouterr().out.strip() == ex.NOT_FINISHED
         accelerator = ftl.detect_accelerator(verbose=False)
         assert ex.transfer_model.or_solution(solution, accelerator, SIZE) is not solution  # the course's instead
         assert capsys.readouterr().out.strip() == ex.USING_SOLUTION
-        ex.record_cell_run("ftl.exercises.transfer_model.check(transfer_model, accelerator)", finished=False)
+        attempts.record_cell_run("ftl.exercises.transfer_model.check(transfer_model, accelerator)", finished=False)
         ex.transfer_model.check(solution)  # a crash elsewhere does not count as this exercise's attempt
         assert capsys.readouterr().out.strip() == ex.NOT_FINISHED
     finally:
-        ex.record_cell_run(crashed_cell, finished=True)
+        attempts.record_cell_run(crashed_cell, finished=True)
     ex.transfer_model.check(solution)
     assert capsys.readouterr().out.strip().startswith("Correct")
 
@@ -233,7 +302,7 @@ def test_messages_in_russian(capsys):
         ex.transfer_model.check(run_solution(ex.transfer_model))
         assert capsys.readouterr().out.strip() == RUSSIAN[ex.CORRECT].format(what=RUSSIAN[ex.transfer_model.what])
         ex.transfer_model.hint()
-        assert capsys.readouterr().out.startswith("Подсказка: include_top=False")
+        assert capsys.readouterr().out.startswith("Подсказка 1 из 2: include_top=False")
         ex.transfer_model.solution()
         assert "# оставляем признаки ImageNet как есть" in capsys.readouterr().out
     finally:

@@ -145,3 +145,38 @@ def test_fine_tuning_needs_a_pretrained_network():
     plain = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(5)])
     with pytest.raises(ConfigError, match="holds no pretrained network"):
         flowers_model.unfreeze_top(plain, 13)
+
+
+def test_the_one_pass_over_the_frozen_part_shows_progress_only_when_verbose(real_data_pattern, capsys):
+    """verbose: a sentence and a Keras progress bar before the epochs (issue 14 item 6); verbose=0: not a line.
+
+    A second training on the same frozen part and photos (a new Rescaling layer, another name)
+    reads the cache: no pass, no bar.
+    """
+    import keras
+
+    from flowers_tl.frozen import ACTIVATIONS, FEATURE_PASS
+
+    split = ftl.split_shards(real_data_pattern.replace("*.tfrec", "flowers0[0-1]-*.tfrec"), 1)
+
+    convolution = keras.layers.Conv2D(4, 3, strides=4, trainable=False)
+
+    def tiny_model():  # a new head on the same frozen weights, as in the notebook's experiments
+        model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 255), convolution,
+                                  keras.layers.Flatten(), keras.layers.Dense(5, activation="softmax")])
+        return ftl.compile_model(model, learning_rate=1e-3)
+
+    ACTIVATIONS.clear()
+    ftl.train(tiny_model(), split, epochs=1, batch_size=32, verbose=0)
+    assert capsys.readouterr().out == ""
+    ACTIVATIONS.clear()
+    ftl.train(tiny_model(), split, epochs=1, batch_size=32, verbose=2)
+    shown = capsys.readouterr().out.splitlines()
+    images = split.training_images + split.validation_images
+    assert shown[0] == FEATURE_PASS.format(images=images)
+    assert shown[1].startswith(f"{-(-images // 32)}/{-(-images // 32)} ") and "/batch" in shown[1]
+    assert len(shown) == 3 and "val_accuracy" in shown[2]  # then the epoch's line
+    ftl.train(tiny_model(), split, epochs=1, batch_size=32, verbose=2)
+    shown = capsys.readouterr().out.splitlines()
+    assert len(shown) == 1 and "val_accuracy" in shown[0]  # the cache: no second pass, no bar
+    ACTIVATIONS.clear()

@@ -66,7 +66,7 @@ def attempts():
         ("baseline_model", BASELINE.format(activation="softmax", loss="categorical_crossentropy"), None,
          (ex.LOSS_NOT_SPARSE, {"loss": "categorical_crossentropy"})),
         ("baseline_fit", FIT.format(arguments="epochs=PACE.baseline_epochs, validation_data=validation_dataset"),
-         (le.LABELS_NOT_ONE_HOT, {}), (le.NOT_DEFINED, {"variable": "history"})),  # check: a short error
+         (le.LABELS_NOT_ONE_HOT, {}), (le.NOT_DEFINED, {"variable": "history"})),  # check: not there yet
         ("baseline_model", baseline.solution_code, None, (ex.CORRECT, {"what": baseline.what})),
         ("baseline_fit", FIT.format(arguments="epochs=PACE.baseline_epochs"), None, (ex.NO_VALIDATION, {})),
         ("baseline_fit", FIT.format(arguments="epochs=2, validation_data=validation_dataset"), None,
@@ -106,20 +106,18 @@ def learner_notebook(language: str):
     return notebook
 
 
-def printed(cell) -> str:
-    return "".join(output.get("text", "") for output in cell.outputs if output.output_type == "stream")
-
-
 def errors(cell) -> list:
     return [output for output in cell.outputs if output.output_type == "error"]
 
 
 def first_line(cell) -> str:
-    """What a check cell says first: its printed sentence, or the short message of its error."""
-    shown = errors(cell)
-    if shown and len(shown[0].traceback) <= SHORT_TRACEBACK_LINES:
-        return shown[0].traceback[0].split(": ", 1)[1]
-    return (printed(cell).splitlines() or [""])[0]
+    """What a check cell says first: its first printed sentence, or the short message of its error."""
+    for output in cell.outputs:
+        if output.output_type == "stream" and output.text.strip():
+            return output.text.splitlines()[0]
+        if output.output_type == "error" and len(output.traceback) <= SHORT_TRACEBACK_LINES:
+            return output.traceback[0].split(": ", 1)[1]
+    return ""
 
 
 @pytest.mark.parametrize("language", ["en", "ru"])

@@ -7,7 +7,7 @@ import string
 
 import pytest
 
-from flowers_tl import accelerator, convert, exercises, files, learner_errors, messages, pictures, plots
+from flowers_tl import accelerator, convert, exercises, files, frozen, learner_errors, messages, pace, pictures, plots
 from flowers_tl.messages import RUSSIAN
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -19,13 +19,14 @@ NOT_MESSAGES = {"FAST_ENV_VARIABLE", "SPARSE_LOSS", "RIGHT_COLOR", "WRONG_COLOR"
 def learner_facing():
     """{name: English text} of every message constant, exercise text and plot label."""
     found = {}
-    for module in (accelerator, exercises, learner_errors, plots, messages, files, pictures, convert):
+    for module in (accelerator, exercises, frozen, learner_errors, pace, plots, messages, files, pictures, convert):
         for name, value in vars(module).items():
             if name.isupper() and isinstance(value, str) and name not in NOT_MESSAGES:
                 found[f"{module.__name__}.{name}"] = value
     for exercise in exercises.EXERCISES.values():
         found[f"{exercise.name}.what"] = exercise.what
-        found[f"{exercise.name}.hint_text"] = exercise.hint_text
+        for number, hint in enumerate(exercise.hints, 1):
+            found[f"{exercise.name}.hint({number})"] = hint
         for number, comment in enumerate(re.findall(r"  # (.+)$", exercise.solution_code, re.MULTILINE)):
             found[f"{exercise.name}.solution_code comment {number}"] = comment
     for metric, label in plots.METRIC_NAMES.items():

@@ -13,6 +13,7 @@ import importlib
 
 from . import quiet as _quiet  # first: TensorFlow's start-up lines are silenced whenever it loads
 from .errors import ConfigError, DataError, FlowersTLError, OutputExistsError, WeightsError
+from .learner_errors import install_notebook_hooks as _install_notebook_hooks
 from .messages import set_language
 from .records import CLASSES
 
@@ -33,6 +34,9 @@ _NAMES = {  # name: the module that defines it, imported on first use
 }
 _MODULES = ("accelerator", "cli", "convert", "data", "errors", "exercises", "frozen", "learner_errors",
             "messages", "model", "online", "pictures", "plots", "quiet", "records", "sources", "training")
+
+
+_install_notebook_hooks()  # only in a notebook kernel (there it loads the checks, and TensorFlow)
 
 
 def __getattr__(name):

@@ -36,6 +36,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 from . import online
 from .errors import ConfigError, DataError, OutputExistsError
 from .pictures import crop_fill, encode_jpeg, is_picture_name, to_rgb
+from .quiet import absl_warnings_off
 from .records import CLASSES, decode as decode_record, encode as encode_record
 
 DEFAULT_IMAGE_SIZE = 192
@@ -185,8 +186,9 @@ def convert_tf_flowers(output: str, image_size: int = DEFAULT_IMAGE_SIZE,
     try:
         import tensorflow_datasets as tfds
 
-        builder = tfds.builder("tf_flowers", data_dir=data_dir)
-        if not builder.is_prepared() and not online.is_online():
+        with absl_warnings_off():
+            prepared = tfds.builder("tf_flowers", data_dir=data_dir).is_prepared()
+        if not prepared and not online.is_online():
             raise DataError(TF_FLOWERS_OFFLINE)
         dataset, info = tfds.load("tf_flowers", split="train", with_info=True, data_dir=data_dir,
                                   decoders={"image": tfds.decode.SkipDecoding()})

@@ -88,6 +88,9 @@ class _QuietLoader(importlib.abc.Loader):
     def __init__(self, loader):
         self.loader = loader
 
+    def __getattr__(self, name):  # get_resource_reader, get_source...: TensorFlow's loader answers
+        return getattr(self.loader, name)
+
     def create_module(self, spec):
         return self.loader.create_module(spec)
 
@@ -115,6 +118,21 @@ def install_import_hook() -> None:
         quiet_python_logger(sys.modules["tensorflow"])
     elif not any(isinstance(finder, _QuietTensorFlowFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlowFinder())
+
+
+@contextlib.contextmanager
+def absl_warnings_off():
+    """Inside the block, absl's Python logger says only errors (tensorflow-datasets' checks of its
+    folders warn "Variant folder ... has no dataset_info.json" before anything was downloaded)."""
+    import logging
+
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def ignore_spurious_keras_warnings() -> None:

@@ -93,6 +93,7 @@ def test_train_offline_without_data_names_both_variables_in_seconds(tmp_path):
     elapsed = time.monotonic() - started
     assert code == cli.RUNTIME_ERROR and "Traceback" not in err, err
     assert "Note: the course bucket gs://flowers-public" in err and "Note" not in out
+    assert len(err.strip().splitlines()) == 2, err  # the note and the error: no log line
     last = err.strip().splitlines()[-1]
     assert last.startswith("flowers-tl train: error: could not load tensorflow-datasets' tf_flowers: you are "
                            "offline"), last
@@ -243,3 +244,36 @@ def test_readme_runs_no_bare_flowers_tl():
     bare = [line for block in blocks for line in block.splitlines()
             if re.search(r"(^|[\s;&|(])flowers-tl\b", line) and not line.lstrip().startswith("#")]
     assert not bare
+
+
+# ---------------------------------------------------------------- the import graph (issue 16, step 1)
+
+def package_imports():
+    """{module: the flowers_tl modules it imports, at the top or inside a function}, read with ast."""
+    import ast
+
+    graph = {}
+    for path in (REPO / "flowers_tl").glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                found |= {node.module} if node.module else {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("flowers_tl."):
+                found.add(node.module.split(".")[1])
+        graph[path.stem] = {name.split(".")[0] for name in found}
+    return graph
+
+
+def test_the_record_format_is_the_ground_floor_and_there_is_no_circle():
+    graph = package_imports()
+    assert graph["records"] == set()  # the ground floor: it imports no module of the package
+    assert "records" in graph["data"] and "records" in graph["convert"]
+    assert not {"convert", "sources"} & graph["data"]  # listing shards never fetches a data set
+    for start in ("records", "online", "data", "convert", "sources", "cli"):  # the data's floors, and the CLI
+        seen, todo = set(), [start]
+        while todo:
+            for imported in graph[todo.pop()] & set(graph) - {"__init__"}:  # the package imports lazily
+                assert imported != start, f"import circle through flowers_tl.{start}"
+                if imported not in seen:
+                    seen.add(imported)
+                    todo.append(imported)

@@ -9,6 +9,7 @@ When none can be had, the tests that need real data are skipped with one reason 
 variables; with `FLOWERS_TL_REQUIRE_DATA=1` (CI, `.ci/run`) they fail instead.
 """
 
+import functools
 import glob
 import os
 import pathlib
@@ -23,6 +24,7 @@ SHARED_DATA = SHARED / "flowers" / "tfrecords-jpeg-224x224" / "*.tfrec"
 SHARED_WEIGHTS = SHARED / "mobilenet_v2" / WEIGHTS_FILE
 SHARED_SAMPLES = SHARED / "flowers" / "samples"
 REQUIRE_ENV_VARIABLE = "FLOWERS_TL_REQUIRE_DATA"
+SKIPPED_KEY = pytest.StashKey()
 NO_REAL_DATA = ("no real flowers data: set FLOWERS_TL_DATA (a glob of the course's .tfrec shards) and "
                 "FLOWERS_TL_WEIGHTS (MobileNetV2's no-top .h5 file), or put them in ../shared/data, or run "
                 "the tests once online to fetch and cache them (README, 'Tests'). Tried: {tried}")
@@ -69,27 +71,60 @@ def _cached_copy(shards, folder):
     return sorted(os.path.join(folder, os.path.basename(shard)) for shard in shards)
 
 
-def _missing(reason: str):
-    """Skip the test, or fail it loudly where real data is required (CI)."""
-    if os.environ.get(REQUIRE_ENV_VARIABLE, "") not in ("", "0"):
-        pytest.fail(f"{REQUIRE_ENV_VARIABLE} is set and there is {reason}", pytrace=False)
-    pytest.skip(reason)
+@functools.lru_cache(maxsize=None)
+def _resolve():
+    """(shard pattern, weights file, None), or (None, None, the reason there is no real data); once."""
+    pattern, weights = _local_data()
+    if pattern and weights:
+        return pattern, weights, None
+    from flowers_tl import online
+
+    if not online.is_online():
+        return None, None, NO_REAL_DATA.format(tried="the variables, ../shared/data, and the network (offline)")
+    try:
+        pattern, weights = _online_data()
+    except Exception as error:  # any failure to fetch: the same one reason
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        return None, None, NO_REAL_DATA.format(tried=f"the variables, ../shared/data, and the network ({first})")
+    return pattern, weights, None
+
+
+def _required() -> bool:
+    """CI's `FLOWERS_TL_REQUIRE_DATA=1`: a missing copy of the real data fails the tests that need it."""
+    return os.environ.get(REQUIRE_ENV_VARIABLE, "") not in ("", "0")
+
+
+if all(_local_data()):  # found without the network: every test and subprocess sees the same copy
+    os.environ["FLOWERS_TL_DATA"], os.environ["FLOWERS_TL_WEIGHTS"] = _local_data()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without real data (and not required), mark the tests that need it skipped, with one reason."""
+    needing = [item for item in items if "real_data" in getattr(item, "fixturenames", ())]
+    if not needing or _required():
+        return
+    reason = _resolve()[2]
+    if reason:
+        for item in needing:
+            item.add_marker(pytest.mark.skip(reason=reason))
+        config.stash[SKIPPED_KEY] = (len(needing), reason)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Say once, at the end, why the real-data tests were skipped."""
+    if SKIPPED_KEY in config.stash:
+        count, reason = config.stash[SKIPPED_KEY]
+        terminalreporter.write_line(f"{count} test(s) that need the real data were skipped: {reason}")
 
 
 @pytest.fixture(scope="session")
 def real_data():
     """(shard pattern, weights file) of the real data; sets both variables, so subprocesses use them too."""
-    from flowers_tl import online
-
-    pattern, weights = _local_data()
-    if not (pattern and weights):
-        if not online.is_online():
-            _missing(NO_REAL_DATA.format(tried="the variables, ../shared/data, and the network (offline)"))
-        try:
-            pattern, weights = _online_data()
-        except Exception as error:  # any failure to fetch: the same one reason
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-            _missing(NO_REAL_DATA.format(tried=f"the variables, ../shared/data, and the network ({first})"))
+    pattern, weights, reason = _resolve()
+    if reason:
+        if _required():
+            pytest.fail(f"{REQUIRE_ENV_VARIABLE} is set and there is {reason}", pytrace=False)
+        pytest.skip(reason)
     os.environ["FLOWERS_TL_DATA"], os.environ["FLOWERS_TL_WEIGHTS"] = pattern, weights
     return pattern, weights
 

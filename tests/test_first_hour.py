@@ -68,6 +68,8 @@ def test_without_data_real_data_tests_are_skipped_with_one_reason(lone_clone):
     skipped = [line for line in out.splitlines() if line.startswith("SKIPPED")]
     assert len(skipped) == 1, out
     assert "FLOWERS_TL_DATA" in skipped[0] and "FLOWERS_TL_WEIGHTS" in skipped[0] and "offline" in skipped[0]
+    summary = [line for line in out.splitlines() if "that need the real data were skipped" in line]
+    assert len(summary) == 1 and summary[0].startswith("1 test(s)") and "FLOWERS_TL_WEIGHTS" in summary[0], out
 
 
 def test_ci_turns_missing_data_into_a_failure(lone_clone):

@@ -67,12 +67,6 @@ def filtered_stderr():
                 sys.stderr.flush()
 
 
-def import_tensorflow() -> None:
-    """Import TensorFlow now, without its start-up lines (the import hook filters them)."""
-    install_import_hook()
-    import tensorflow  # noqa: F401  (the import is the point)
-
-
 def quiet_python_logger(tf) -> None:
     """TensorFlow's Python logger: errors only.
 

@@ -1,28 +1,61 @@
 """flowers_tl: the helper package of the course "Your first Keras model, with transfer learning".
 
 The notebooks import it as `import flowers_tl as ftl`. One module per concern:
-`accelerator`, `data`, `pictures`, `convert`, `model`, `training`, `plots`,
-`exercises` and `cli`; the names below are the ones the course uses.
+`records`, `accelerator`, `data`, `sources`, `pictures`, `files`, `convert`, `model`,
+`frozen`, `training`, `plots`, `explain`, `exercises`, `pace` and `cli` (README: "How the
+package is laid out"); the names below are the ones the course uses.
+
+Importing the package is light: it sets TensorFlow's quiet defaults (`quiet`) and loads
+nothing heavy. Each name is imported from its module on first use (`ftl.train`,
+`ftl.data`...), so `flowers-tl --help` answers without TensorFlow or matplotlib.
 """
 
-__version__ = "0.1.0"
+import importlib
 
-from . import quiet as _quiet  # first: TensorFlow's start-up lines are silenced before it loads
-
-_quiet.import_tensorflow()
-
-from .accelerator import Accelerator, detect_accelerator
-from .data import (CLASSES, DataSplit, data_pattern, get_training_dataset, get_validation_dataset,
-                   images_and_labels, list_shards, load_dataset, split_shards)
+from . import quiet as _quiet  # first: TensorFlow's start-up lines are silenced whenever it loads
 from .errors import ConfigError, DataError, FlowersTLError, OutputExistsError, WeightsError
-from .pictures import load_picture
-from .model import build_model, compile_model, find_backbone, load_backbone, resolve_weights, unfreeze_top
-from .plots import (display_9_images_from_dataset, display_9_images_with_predictions,
-                    display_confusion_matrix, display_training_curves)
-from .training import TrainingResult, evaluate, fine_tune, train
-from .exercises import ____  # also makes ftl.exercises available
-from .pace import CoursePace, course_pace
+from .learner_errors import install_notebook_hooks as _install_notebook_hooks
 from .messages import set_language
-from .explain import explain_predictions, heatmap, top_losses
-from .plots import (display_9_images_with_heatmaps, display_picture_prediction, display_top_losses,
-                    overlay_heatmap)
+from .records import CLASSES
+
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
+
+_NAMES = {  # name: the module that defines it, imported on first use
+    "Accelerator": "accelerator", "detect_accelerator": "accelerator",
+    "DataSplit": "data", "data_pattern": "data", "get_training_dataset": "data",
+    "get_validation_dataset": "data", "images_and_labels": "data", "list_shards": "data",
+    "load_dataset": "data",
+    "find_shards": "sources", "split_shards": "sources",
+    "load_picture": "pictures",
+    "build_model": "model", "compile_model": "model", "load_backbone": "model",
+    "find_backbone": "model", "resolve_weights": "model", "unfreeze_top": "model",
+    "display_9_images_from_dataset": "plots", "display_9_images_with_predictions": "plots",
+    "display_confusion_matrix": "plots", "display_training_curves": "plots",
+    "display_9_images_with_heatmaps": "plots", "display_picture_prediction": "plots",
+    "display_top_losses": "plots", "overlay_heatmap": "plots",
+    "explain_predictions": "explain", "heatmap": "explain", "top_losses": "explain",
+    "TrainingResult": "training", "evaluate": "training", "fine_tune": "training", "train": "training",
+    "____": "exercises", "CoursePace": "pace", "course_pace": "pace",
+}
+_MODULES = ("accelerator", "attempts", "cli", "convert", "data", "errors", "exercises", "explain", "files",
+            "fitting", "frozen", "learner_errors", "messages", "model", "multiworker", "online", "pace",
+            "pictures", "plots", "quiet", "records", "scores", "solutions", "sources", "training")
+
+
+_install_notebook_hooks()  # only in a notebook kernel (there it loads the checks, and TensorFlow)
+
+
+def __getattr__(name):
+    """Import a course name's module (or a submodule) on first use, then keep the name."""
+    if name in _NAMES:
+        value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    elif name in _MODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'flowers_tl' has no attribute '{name}'")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_NAMES) | set(_MODULES))

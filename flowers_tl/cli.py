@@ -1,10 +1,13 @@
 """The `flowers-tl` command line: train, evaluate, predict, convert, info.
 
-Errors a user can fix (`FlowersTLError`) are printed as one line on stderr with
-exit status 2, instead of a traceback.
+Conventions: results go to stdout, notes and progress to stderr. Exit status 0 on
+success, 1 when the command ran and failed (a `FlowersTLError`, printed as one line on
+stderr instead of a traceback), 2 for a usage error (argparse's), 130 when interrupted.
+`--help` and `--version` need no TensorFlow: each command imports what it uses.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -12,7 +15,13 @@ import shutil
 import sys
 import tempfile
 
+from . import __version__
 from .errors import ConfigError, FlowersTLError, OutputExistsError
+
+RUNTIME_ERROR = 1  # the command ran and failed; argparse uses 2 for usage errors
+INTERRUPTED = 130
+KERAS_BACKENDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "numpy",
+                  "openvino": "openvino"}  # KERAS_BACKEND value: the package it needs
 
 DEFAULT_OUTPUT = "flowers_tl_run"
 DEFAULT_TOP_LOSSES_DIR = "top_losses"
@@ -28,31 +37,54 @@ def main(argv=None) -> int:
     """Entry point of the console script and of `python -m flowers_tl`."""
     args = _parser().parse_args(argv)
     try:
+        check_keras_backend()
         return args.run(args) or 0
     except FlowersTLError as error:
         print(f"flowers-tl {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return RUNTIME_ERROR
     except KeyboardInterrupt as interruption:  # convert says how far it got
         said = str(interruption) if type(interruption) is not KeyboardInterrupt else ""
         print(f"flowers-tl {args.command}: interrupted{': ' + said if said else ''}", file=sys.stderr)
-        return 130
+        return INTERRUPTED
+
+
+def check_keras_backend() -> None:
+    """ConfigError naming KERAS_BACKEND when it names a backend that does not exist or is not installed.
+
+    Checked before Keras is imported, which would otherwise fail with a traceback.
+    """
+    backend = os.environ.get("KERAS_BACKEND")
+    if not backend:
+        return
+    if backend not in KERAS_BACKENDS:
+        raise ConfigError(f"KERAS_BACKEND='{backend}' is not a Keras backend: set it to one of "
+                          f"{', '.join(sorted(KERAS_BACKENDS))} (the course uses tensorflow or jax), "
+                          "or unset it.")
+    if importlib.util.find_spec(KERAS_BACKENDS[backend]) is None:
+        raise ConfigError(f"KERAS_BACKEND='{backend}' but the package '{KERAS_BACKENDS[backend]}' is not "
+                          "installed: install it (JAX: pip install -e \".[jax]\"), or unset KERAS_BACKEND "
+                          "to use tensorflow.")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flowers-tl",
-        description="Transfer learning on the five-class flowers TFRecords with a frozen MobileNetV2.")
+        description="Transfer learning on the five-class flowers TFRecords with a frozen MobileNetV2.",
+        epilog="Results go to stdout, notes and progress to stderr. Exit status: 0 done, 1 the command "
+               "failed (one error line on stderr), 2 usage error, 130 interrupted.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model and save it with its metrics")
     _add_data_arguments(train)
     train.add_argument("--weights", help="'imagenet', a .h5 path or 'none' (default: $FLOWERS_TL_WEIGHTS or imagenet)")
     train.add_argument("--image-size", type=int, default=192, help="square input size in pixels (default 192)")
-    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--epochs", type=int, default=10, help="passes over the training images (default 10)")
     train.add_argument("--batch-size", type=int, default=64, help="per replica (default 64)")
     train.add_argument("--head", choices=["flatten", "gap"], default="flatten",
-                       help="Flatten (the course) or GlobalAveragePooling")
-    train.add_argument("--seed", type=int, default=None)
+                       help="Flatten (the course, default) or GlobalAveragePooling")
+    train.add_argument("--seed", type=int, default=None,
+                       help="random seed, for a run that can be repeated (default: a different run each time)")
     train.add_argument("--output", default=DEFAULT_OUTPUT, help=f"output folder (default {DEFAULT_OUTPUT})")
     train.add_argument("--overwrite", action="store_true", help="replace a model already in --output")
     train.add_argument("--no-fast", dest="fast", action="store_false",
@@ -63,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     tuning.add_argument("--fine-tune-from", type=int, metavar="BLOCK",
                         help="first MobileNetV2 block to fine-tune, 1..16 (13: the top 4 blocks; default: "
                              "no fine-tuning)")
-    tuning.add_argument("--fine-tune-epochs", type=int, default=8, help="default 8")
+    tuning.add_argument("--fine-tune-epochs", type=int, default=8,
+                        help="epochs of fine-tuning after the head's epochs (default 8)")
     tuning.add_argument("--fine-tune-rate", type=float, default=1e-4,
                         help="Adam learning rate, lowered along a cosine (default 1e-4)")
     train.set_defaults(run=_train)
@@ -84,9 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_evaluate)
 
     predict = commands.add_parser("predict", help="classify picture files with a saved model")
-    predict.add_argument("model")
+    predict.add_argument("model", help="a .keras file written by `train`")
     predict.add_argument("images", nargs="+", help="picture files (JPEG, PNG...)")
-    predict.add_argument("--json", action="store_true")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of text")
     predict.add_argument("--explain", metavar="OUT_DIR",
                          help="also write one PNG per picture to OUT_DIR: the picture, its class "
                               "probabilities and where the model looks (Grad-CAM heatmap)")
@@ -97,9 +130,11 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--folder", help="a folder with one sub-folder of photos per class")
     source.add_argument("--tf-flowers", action="store_true", help="tensorflow-datasets' tf_flowers")
     convert.add_argument("--output", required=True, help="folder for the .tfrec shards")
-    convert.add_argument("--image-size", type=int, default=192)
-    convert.add_argument("--shards", type=int, default=16)
-    convert.add_argument("--seed", type=int, default=42)
+    convert.add_argument("--image-size", type=int, default=192,
+                         help="square size of the pictures in the shards, in pixels (default 192)")
+    convert.add_argument("--shards", type=int, default=16, help="number of .tfrec files to write (default 16)")
+    convert.add_argument("--seed", type=int, default=42,
+                         help="seed of the shuffle that spreads the classes over the shards (default 42)")
     convert.add_argument("--overwrite", action="store_true", help="replace shards already in --output")
     convert.set_defaults(run=_convert)
 
@@ -115,15 +150,15 @@ def _add_data_arguments(parser) -> None:
 
 
 def _train(args) -> int:
-    from . import accelerator as acc, data, model as flowers_model, plots, training
+    from . import accelerator as acc, data, model as flowers_model, plots, sources, training
 
     model_path = os.path.join(args.output, "model.keras")
     if os.path.exists(model_path) and not args.overwrite:
         raise OutputExistsError(f"'{model_path}' exists; pass --overwrite to replace it, "
                                 "or choose another --output folder")
     accelerator = acc.detect_accelerator()
-    split = data.split_shards(args.data, args.validation_shards)
-    print(f"Data: {data.data_pattern(args.data)}: {split}")
+    split = sources.split_shards(args.data, args.validation_shards)
+    print(f"Data: {data.data_pattern(args.data)}: {split}", file=sys.stderr)
     if args.seed is not None:
         import keras
 
@@ -137,7 +172,8 @@ def _train(args) -> int:
     result.history = _history_from_log(os.path.join(args.output, TRAINING_LOG))  # resumed runs too
     head_accuracy = result.final_val_accuracy
     if args.fine_tune_from is not None:
-        print(f"Head: validation accuracy {head_accuracy:.4f}. Fine-tuning from block {args.fine_tune_from}:")
+        print(f"Head: validation accuracy {head_accuracy:.4f}. Fine-tuning from block {args.fine_tune_from}:",
+              file=sys.stderr)
         result = _fine_tune(model, split, accelerator, args, result)
     _save_model_atomically(model, model_path)
     metrics = {
@@ -206,7 +242,7 @@ def _resume_callbacks(args, log_name: str = TRAINING_LOG, stage: str = "") -> li
                 f"'{backup}' holds an interrupted run made with other {', '.join(changed)}; run the "
                 "same command again to resume it, or delete that folder to start afresh")
         if not stage:  # said once, for the head
-            print(f"Resuming the interrupted run saved in {backup}/")
+            print(f"Resuming the interrupted run saved in {backup}/", file=sys.stderr)
     else:
         os.makedirs(backup, exist_ok=True)
         _write_text(settings_path, json.dumps(settings))
@@ -229,13 +265,13 @@ def _history_from_log(path: str) -> dict:
 
 
 def _evaluate(args) -> int:
-    from . import data, training
+    from . import sources, training
 
     model = _load_model(args.model)
     if args.all_shards:
-        shards = data.list_shards(args.data)
+        shards = sources.find_shards(args.data)
     else:
-        shards = data.split_shards(args.data, args.validation_shards).validation_shards
+        shards = sources.split_shards(args.data, args.validation_shards).validation_shards
     worst = _top_losses(model, shards, args) if args.top_losses is not None else None
     report = training.evaluate(model, shards, flip_test=args.flip_test)
     if worst is not None:
@@ -277,8 +313,8 @@ def _top_losses(model, shards, args) -> list:
 def _predict(args) -> int:
     import numpy as np
 
-    from .data import CLASSES
     from .pictures import load_picture
+    from .records import CLASSES
 
     model = _load_model(args.model)
     size = int(model.input_shape[1])
@@ -306,7 +342,7 @@ def _predict(args) -> int:
         for row in results:
             explained = f" -> {row['explained']}" if "explained" in row else ""
             print(f"{row['image']}: {row['class']} ({row['probability']:.1%}){explained}")
-    return 2 if failures else 0
+    return RUNTIME_ERROR if failures else 0
 
 
 def _make_folder(path: str, option: str) -> None:

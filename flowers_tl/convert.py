@@ -1,6 +1,6 @@
 """Pictures to TFRecords: the course's "convert your photos" step.
 
-Two sources, one output format (the schema `data.py` reads):
+Two sources, one output format (`records.py`, which `data.py` reads):
 
 * `convert_folder(folder, output)`: a folder with one sub-folder of photos per
   class. Class names are the sorted sub-folder names (the course's `CLASSES`
@@ -39,13 +39,15 @@ import sys
 import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .data import CLASSES
+from . import online
 from .errors import ConfigError, DataError, OutputExistsError
 from .files import (FileProblem, OutputClaim, interrupt_on_signals, make_output_folder, publish,
                     reason_of, regular_file_problem, remove_stale_partials, write_text_atomically)
 from .messages import say
 from .pictures import (crop_fill, decode_picture, encode_jpeg, is_picture_name, read_picture_bytes,
                        small_picture_note, to_rgb)
+from .quiet import absl_warnings_off
+from .records import CLASSES, decode as decode_record, encode as encode_record
 
 DEFAULT_IMAGE_SIZE = 192
 DEFAULT_SHARDS = 16
@@ -56,6 +58,12 @@ PARTIAL_SUFFIX = ".tfrec.tmp"
 JPEG_QUALITY = 90
 CACHE_ENV_VARIABLE = "FLOWERS_TL_CACHE"
 TF_FLOWERS_LABELS = ["dandelion", "daisy", "tulips", "sunflowers", "roses"]  # tfds' own order
+LOCAL_COPY_REMEDY = ("set FLOWERS_TL_DATA to a pattern of local shards (e.g. '/data/flowers/*.tfrec') and "
+                     "FLOWERS_TL_WEIGHTS to a local MobileNetV2 no-top .h5 file, or make shards from a "
+                     "photo folder with `flowers-tl convert --folder`.")
+TF_FLOWERS_OFFLINE = ("could not load tensorflow-datasets' tf_flowers: you are offline (no answer from "
+                      "storage.googleapis.com) and it was never downloaded. Online, it is downloaded once "
+                      "(about 220 MB); offline, " + LOCAL_COPY_REMEDY)
 _DONE_FILE = "conversion.json"
 
 IMAGE_TOO_LARGE = ("image size {size} is too large: use at most {largest} pixels. Every picture is held "
@@ -234,20 +242,29 @@ def _files_below(folder: str) -> Tuple[List[str], List[str]]:
 def convert_tf_flowers(output: str, image_size: int = DEFAULT_IMAGE_SIZE,
                        shards: int = DEFAULT_SHARDS, seed: int = DEFAULT_SEED,
                        overwrite: bool = False, data_dir: Optional[str] = None) -> ConversionReport:
-    """Download (once, by tensorflow-datasets) and convert `tf_flowers` into shards in `output`."""
+    """Download (once, by tensorflow-datasets) and convert `tf_flowers` into shards in `output`.
+
+    Offline, with no copy of tf_flowers in tensorflow-datasets' folder, it fails in seconds
+    (`online.is_online`) instead of letting tensorflow-datasets retry for minutes.
+    """
     _check_arguments(image_size, shards)
     _check_output(output, overwrite)
     try:
         import tensorflow_datasets as tfds
 
+        with absl_warnings_off():
+            prepared = tfds.builder("tf_flowers", data_dir=data_dir).is_prepared()
+        if not prepared and not online.is_online():
+            raise DataError(TF_FLOWERS_OFFLINE)
         dataset, info = tfds.load("tf_flowers", split="train", with_info=True, data_dir=data_dir,
                                   decoders={"image": tfds.decode.SkipDecoding()})
-    except Exception as error:  # offline, missing package, broken download: one clear message
+    except DataError:
+        raise
+    except Exception as error:  # missing package, broken download: one clear message
         first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise DataError(
-            f"could not load tensorflow-datasets' tf_flowers (are you offline?): "
-            f"{type(error).__name__}: {first}. Remedies: set FLOWERS_TL_DATA to a pattern of local "
-            "shards, or make shards from a photo folder with `flowers-tl convert --folder`.") from None
+            f"could not load tensorflow-datasets' tf_flowers: {type(error).__name__}: {first}. "
+            f"Remedies: {LOCAL_COPY_REMEDY}") from None
     return convert_labeled_dataset(dataset, info.features["label"].names, output,
                                    image_size=image_size, shards=shards, seed=seed,
                                    overwrite=overwrite, source="tf_flowers")
@@ -339,7 +356,7 @@ def tf_flowers_shards(image_size: int = DEFAULT_IMAGE_SIZE) -> List[str]:
     summary = {"images_per_class": report.images_per_class, "shards": len(report.shards),
                "image_size": image_size, "skipped": len(report.skipped)}
     write_text_atomically(os.path.join(folder, _DONE_FILE), json.dumps(summary, indent=2))
-    print(report)
+    print(report, file=sys.stderr)  # a note on the way: the caller's result goes to stdout
     return sorted(report.shards)
 
 
@@ -367,27 +384,11 @@ def _check_output(output: str, overwrite: bool) -> None:
 
 def _example(raw: bytes, picture, class_index: int, classes: Sequence[str], image_size: int,
              filename: str) -> bytes:
-    """One serialized tf.train.Example in the course schema (plus filename and source_sha256)."""
-    import tensorflow as tf
-
-    def as_bytes(value):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-    def as_ints(values):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-
+    """One serialized record (`records.encode`), with the photo's filename and source_sha256."""
     jpeg = encode_jpeg(crop_fill(picture, image_size), quality=JPEG_QUALITY)
-    one_hot = [1.0 if index == class_index else 0.0 for index in range(len(classes))]
-    features = {
-        "image": as_bytes(jpeg),
-        "class": as_ints([class_index]),
-        "label": as_bytes(classes[class_index].encode("utf-8")),
-        "size": as_ints([image_size, image_size]),
-        "one_hot_class": tf.train.Feature(float_list=tf.train.FloatList(value=one_hot)),
-        "filename": as_bytes(filename.encode("utf-8")),
-        "source_sha256": as_bytes(hashlib.sha256(raw).hexdigest().encode("ascii")),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+    return encode_record(jpeg, class_index, classes, size=(image_size, image_size),
+                         filename=filename.encode("utf-8"),
+                         source_sha256=hashlib.sha256(raw).hexdigest().encode("ascii"))
 
 
 def _write_shards(output: str, items: list, make_record: Callable, name_of: Callable,
@@ -514,16 +515,5 @@ def iter_records(shards: Iterable[str]):
     """Parsed records of `shards` as dicts of numpy values (for checks and tests)."""
     import tensorflow as tf
 
-    features = {
-        "image": tf.io.FixedLenFeature([], tf.string),
-        "class": tf.io.FixedLenFeature([], tf.int64),
-        "label": tf.io.FixedLenFeature([], tf.string, default_value=b""),
-        "size": tf.io.FixedLenFeature([2], tf.int64, default_value=[0, 0]),
-        "one_hot_class": tf.io.VarLenFeature(tf.float32),
-        "filename": tf.io.FixedLenFeature([], tf.string, default_value=b""),
-        "source_sha256": tf.io.FixedLenFeature([], tf.string, default_value=b""),
-    }
     for record in tf.data.TFRecordDataset(list(shards)).as_numpy_iterator():
-        parsed = tf.io.parse_single_example(record, features)
-        parsed["one_hot_class"] = tf.sparse.to_dense(parsed["one_hot_class"])
-        yield {key: value.numpy() for key, value in parsed.items()}
+        yield decode_record(record)

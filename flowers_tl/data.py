@@ -1,8 +1,8 @@
-"""The flowers TFRecords: schema, shard listing, train/validation split, tf.data pipelines.
+"""The flowers TFRecords: shard listing, train/validation split, tf.data pipelines.
 
-The course's shards hold one `tf.train.Example` per photo with the keys
-`image` (JPEG bytes), `class` (int64 index into `CLASSES`), `label` (class name
-bytes), `size` (int64[2]) and `one_hot_class` (float list). Pipelines yield
+The record format (`image` JPEG bytes, `class` index into `CLASSES`, `label`...) is
+written once, in `records.py`. This module only reads shards: where they come from
+(the course bucket, else tf_flowers) is decided by `sources.py`. Pipelines yield
 `(image, class)` pairs: float32 pixels in [0, 255] with a static shape
 `[height, width, 3]`, and an int32 class. The model does its own preprocessing.
 """
@@ -16,8 +16,8 @@ from typing import List, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from .errors import DataError
+from .records import CLASSES, feature_spec
 
-CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 DEFAULT_DATA_PATTERN = "gs://flowers-public/tfrecords-jpeg-192x192-2/*.tfrec"
 DATA_ENV_VARIABLE = "FLOWERS_TL_DATA"
 DEFAULT_IMAGE_SIZE = (192, 192)
@@ -25,12 +25,7 @@ DEFAULT_VALIDATION_SHARDS = 3
 SHUFFLE_BUFFER = 2048
 AUTOTUNE = tf.data.AUTOTUNE
 
-# Only the keys training needs are required, so shards written by other tools still load.
-_FEATURES = {
-    "image": tf.io.FixedLenFeature([], tf.string),
-    "class": tf.io.FixedLenFeature([], tf.int64),
-    "label": tf.io.FixedLenFeature([], tf.string, default_value=""),  # optional, checked against class
-}
+_FEATURES = feature_spec()  # the keys training reads; only image and class are required
 _SHARD_COUNT = re.compile(r"-(\d+)\.tfrec$")
 
 
@@ -48,13 +43,12 @@ def image_size_pair(image_size) -> Tuple[int, int]:
 
 
 def list_shards(pattern: Optional[str] = None) -> List[str]:
-    """Sorted shard paths matching a glob pattern (local or gs://).
+    """Sorted shard paths matching a glob pattern (local or gs://); it only lists, never fetches.
 
     Raises DataError naming the pattern when nothing matches or a folder is given.
+    (`sources.find_shards` falls back to tf_flowers when the course bucket cannot be used.)
     """
     pattern = data_pattern(pattern)
-    if pattern == DEFAULT_DATA_PATTERN:
-        return _course_bucket_or_tf_flowers()
     if tf.io.gfile.isdir(pattern):
         raise DataError(
             f"'{pattern}' is a folder, not a file pattern. "
@@ -89,22 +83,6 @@ def _check_shard_files(shards: Sequence[str]) -> None:
         if empty:
             raise DataError(f"shard '{shard}' is empty (0 bytes), maybe from an interrupted copy; "
                             "delete it or make it again with `flowers-tl convert`.")
-
-
-def _course_bucket_or_tf_flowers() -> List[str]:
-    """The course bucket's shards; if it cannot be reached, tf_flowers converted once and cached."""
-    try:
-        shards = sorted(tf.io.gfile.glob(DEFAULT_DATA_PATTERN))
-        reason = "it lists no shard"
-    except tf.errors.OpError as error:
-        shards, reason = [], error.message.splitlines()[0][:200]
-    if shards:
-        return shards
-    from .convert import tf_flowers_shards
-
-    print(f"Note: the course bucket {DEFAULT_DATA_PATTERN} cannot be used ({reason}); "
-          "using tensorflow-datasets' tf_flowers instead, converted once to the same format.")
-    return tf_flowers_shards()
 
 
 def count_images(shards: Sequence[str]) -> int:
@@ -144,9 +122,13 @@ class DataSplit:
 
 
 def split_shards(pattern: Optional[str] = None,
-                 validation_shards: int = DEFAULT_VALIDATION_SHARDS) -> DataSplit:
-    """Split the shards: the first `validation_shards` for validation, the rest for training."""
-    shards = list_shards(pattern)
+                 validation_shards: int = DEFAULT_VALIDATION_SHARDS,
+                 shards: Optional[Sequence[str]] = None) -> DataSplit:
+    """Split the shards: the first `validation_shards` for validation, the rest for training.
+
+    `shards` (already found, e.g. by `sources.find_shards`) or else those `pattern` lists.
+    """
+    shards = list(shards) if shards is not None else list_shards(pattern)
     if not 0 < validation_shards < len(shards):
         raise DataError(
             f"validation_shards={validation_shards} must be between 1 and {len(shards) - 1}: "

@@ -1,6 +1,7 @@
 """Silence TensorFlow's start-up lines, so that a learner sees only what the course prints.
 
-Imported first by `flowers_tl/__init__.py`, before anything imports TensorFlow. Two kinds of
+Imported first by `flowers_tl/__init__.py`, which imports nothing heavy itself: TensorFlow is
+loaded later, by whatever needs it first (a command, `import keras`, `ftl.train`). Two kinds of
 noise need two means:
 
 * TensorFlow's C++ log lines once it has started ("failed call to cuInit" on a machine
@@ -9,13 +10,16 @@ noise need two means:
   the Python exception TensorFlow raises.
 * The lines written while TensorFlow's libraries load, before absl's logging is set up
   ("All log messages before absl::InitializeLog() ...", "oneDNN custom operations are on",
-  "Could not find cuda drivers"): no setting reaches them, so `import_tensorflow` catches
-  what the import writes to stderr and writes back every line but these.
+  "Could not find cuda drivers"): no setting reaches them, so the first import of TensorFlow,
+  by anyone, runs with what it writes to stderr caught, and every line but these written back
+  (`install_import_hook`, a finder on `sys.meta_path` that wraps TensorFlow's loader).
 
 A user's own settings win (`setdefault`); `CUDA_VISIBLE_DEVICES` is left alone, so GPUs work.
 """
 
 import contextlib
+import importlib.abc
+import importlib.machinery
 import os
 import re
 import sys
@@ -63,16 +67,66 @@ def filtered_stderr():
                 sys.stderr.flush()
 
 
-def import_tensorflow() -> None:
-    """Import TensorFlow without its start-up lines, and quiet its Python logger."""
-    if "tensorflow" not in sys.modules:
-        with filtered_stderr():
-            import tensorflow  # noqa: F401  (the import is the point)
-    import tensorflow as tf
+def quiet_python_logger(tf) -> None:
+    """TensorFlow's Python logger: errors only.
 
-    # "WARNING:tensorflow:5 out of the last 20 calls ... triggered tf.function retracing": each new
-    # Keras model traces its own predict function, as the course's cells build several models.
+    "WARNING:tensorflow:5 out of the last 20 calls ... triggered tf.function retracing": each new
+    Keras model traces its own predict function, as the course's cells build several models.
+    """
     tf.get_logger().setLevel("ERROR")
+
+
+class _QuietLoader(importlib.abc.Loader):
+    """TensorFlow's own loader, run with its start-up lines filtered out of stderr."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __getattr__(self, name):  # get_resource_reader, get_source...: TensorFlow's loader answers
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        with filtered_stderr():
+            self.loader.exec_module(module)
+        quiet_python_logger(module)
+
+
+class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` as usual, and hands back its spec with `_QuietLoader` around the loader."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+def install_import_hook() -> None:
+    """Make the first import of TensorFlow quiet, whoever imports it (once; no-op if it is loaded)."""
+    if "tensorflow" in sys.modules:
+        quiet_python_logger(sys.modules["tensorflow"])
+    elif not any(isinstance(finder, _QuietTensorFlowFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowFinder())
+
+
+@contextlib.contextmanager
+def absl_warnings_off():
+    """Inside the block, absl's Python logger says only errors (tensorflow-datasets' checks of its
+    folders warn "Variant folder ... has no dataset_info.json" before anything was downloaded)."""
+    import logging
+
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def ignore_spurious_keras_warnings() -> None:
@@ -87,3 +141,4 @@ def ignore_spurious_keras_warnings() -> None:
 
 set_defaults()
 ignore_spurious_keras_warnings()
+install_import_hook()

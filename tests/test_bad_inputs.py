@@ -28,8 +28,8 @@ def run_cli(*args, env=None, timeout=120):
 
 
 def assert_clean_error(result, command, *fragments):
-    """Exit status 2, no traceback, and the last stderr line is the one-line message."""
-    assert result.returncode == 2, (result.stdout[-1000:], result.stderr[-3000:])
+    """Exit status 1 (a runtime error), no traceback, and the last stderr line is the one-line message."""
+    assert result.returncode == 1, (result.stdout[-1000:], result.stderr[-3000:])
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"flowers-tl {command}: error: "), last
@@ -38,8 +38,8 @@ def assert_clean_error(result, command, *fragments):
 
 
 def cli_error(capsys, *args):
-    """Run the real CLI in this process; return its one-line error (exit status must be 2)."""
-    assert cli.main(list(args)) == 2
+    """Run the real CLI in this process; return its one-line error (exit status must be 1)."""
+    assert cli.main(list(args)) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith(f"flowers-tl {args[0]}: error: ")
     return error
@@ -214,7 +214,7 @@ def test_predict_takes_every_picture_kind_and_names_the_bad_ones(tmp_path, sampl
     tiny_model.save(model_path)
     kinds = photo_kinds(tmp_path, samples_dir)
     result = run_cli("predict", str(model_path), *[str(tmp_path / name) for name in kinds])
-    assert result.returncode == 2 and "Traceback" not in result.stderr  # 2: some files were skipped
+    assert result.returncode == 1 and "Traceback" not in result.stderr  # 1: some files were skipped
     for name, usable in kinds.items():
         path = str(tmp_path / name)
         if usable:

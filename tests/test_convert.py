@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from flowers_tl import convert, data
+from flowers_tl import convert, data, online, sources
 from flowers_tl.data import CLASSES
 from flowers_tl.errors import ConfigError, DataError, OutputExistsError
 from flowers_tl.pictures import crop_fill, to_rgb
@@ -361,16 +361,29 @@ def test_tf_flowers_unknown_label_and_bad_image_are_skipped(real_data_pattern, t
                               ("tf_flowers record 7", "label 9 is outside 0..4")]
 
 
-def test_tf_flowers_offline_is_a_clear_error(tmp_path, monkeypatch):
-    """No network here: tensorflow-datasets cannot fetch tf_flowers, and says so in one message."""
+@pytest.fixture
+def offline(monkeypatch):
+    """The real probe of `online.is_online`, aimed at a port that refuses: offline, whatever the machine."""
+    monkeypatch.setattr(online, "HOST", ("127.0.0.1", 9))
+    monkeypatch.delenv(online.OFFLINE_ENV_VARIABLE, raising=False)
+    online.is_online.cache_clear()
+    yield
+    online.is_online.cache_clear()
+
+
+def test_tf_flowers_offline_is_a_clear_error(tmp_path, monkeypatch, offline):
+    """Offline, tensorflow-datasets cannot fetch tf_flowers: one message in seconds, not minutes of retries."""
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
-    with pytest.raises(DataError, match=r"could not load tensorflow-datasets' tf_flowers \(are you offline\?\)"
-                                        r".*FLOWERS_TL_DATA.*convert --folder"):
+    started = time.monotonic()
+    with pytest.raises(DataError, match=r"could not load tensorflow-datasets' tf_flowers: you are offline"
+                                        r".*FLOWERS_TL_DATA.*FLOWERS_TL_WEIGHTS.*convert --folder"):
         convert.convert_tf_flowers(str(tmp_path / "out"), data_dir=str(tmp_path / "tfds"))
+    assert time.monotonic() - started < 15
     assert not glob.glob(str(tmp_path / "out" / "*.tfrec"))
 
 
-def test_unreachable_course_bucket_falls_back_to_cached_tf_flowers(real_data_pattern, tmp_path, monkeypatch):
+def test_unreachable_course_bucket_falls_back_to_cached_tf_flowers(real_data_pattern, tmp_path, monkeypatch,
+                                                                   offline, capsys):
     """Offline, the default pattern (gs://flowers-public) is replaced by the cached tf_flowers shards."""
     monkeypatch.setenv(convert.CACHE_ENV_VARIABLE, str(tmp_path))
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
@@ -380,10 +393,14 @@ def test_unreachable_course_bucket_falls_back_to_cached_tf_flowers(real_data_pat
     convert.convert_labeled_dataset(tfds_like_dataset(records), convert.TF_FLOWERS_LABELS, cache,
                                     image_size=192, shards=4, source="tf_flowers")
     # Without the "finished" marker the cache is not trusted: it is made again (which needs tfds).
-    with pytest.raises(DataError, match="could not load tensorflow-datasets' tf_flowers"):
-        data.list_shards(data.DEFAULT_DATA_PATTERN)
+    started = time.monotonic()
+    with pytest.raises(DataError, match="could not load tensorflow-datasets' tf_flowers: you are offline"):
+        sources.find_shards(data.DEFAULT_DATA_PATTERN)
+    assert time.monotonic() - started < 15
     with open(os.path.join(cache, "conversion.json"), "w") as handle:
         handle.write("{}")
-    shards = data.list_shards(data.DEFAULT_DATA_PATTERN)
+    shards = sources.find_shards(data.DEFAULT_DATA_PATTERN)
     assert shards == sorted(glob.glob(os.path.join(cache, "*.tfrec"))) and len(shards) == 4
     assert data.count_images(shards) == 12
+    note = capsys.readouterr()
+    assert "Note: the course bucket gs://flowers-public" in note.err and "Note" not in note.out

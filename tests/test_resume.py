@@ -54,7 +54,7 @@ def test_killed_training_resumes_and_ends_like_an_uninterrupted_run(real_data_pa
 
     resumed = subprocess.run(train_command(pattern, output), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "Resuming the interrupted run" in resumed.stdout
+    assert "Resuming the interrupted run" in resumed.stderr  # a note: stderr
     assert f"Epoch {stopped_at + 1}/{EPOCHS}" in resumed.stdout
     assert f"Epoch 1/{EPOCHS}" not in resumed.stdout  # it did not start over
     assert (output / "model.keras").is_file() and not (output / "backup").exists()
@@ -77,7 +77,7 @@ def test_resume_with_other_settings_is_refused(real_data_pattern, tmp_path, caps
     (backup / "settings.json").write_text(json.dumps(settings))
     status = cli.main(["train", "--data", real_data_pattern, "--validation-shards", "1", "--image-size", "96",
                        "--batch-size", "32", "--seed", "1", "--output", str(tmp_path / "run")])
-    assert status == 2
+    assert status == 1
     assert ("holds an interrupted run made with other image_size; run the same command again to resume "
             "it, or delete that folder") in capsys.readouterr().err
 

@@ -34,7 +34,7 @@ from flowers_tl import exercises  # noqa: E402  (the stubs and solutions live in
 
 OWNER = "flowers-tl"  # the GitHub account that hosts the repository
 REPOSITORY = "flowers_tl"
-RELEASE = "v0.1.0"  # the tag Colab and Kaggle install from
+INSTALL_REF = "main"  # Colab and Kaggle install the package of the branch the badges open
 NOTEBOOKS = REPO / "notebooks"
 SOURCE = NOTEBOOKS / "flowers_tl_solution.ipynb"
 TRANSLATIONS = {"ru": NOTEBOOKS / "i18n" / "ru.json"}
@@ -59,12 +59,12 @@ BADGE_ALT = {"en": "Open In Colab", "ru": "Открыть в Colab"}
 
 
 def colab_url(relative_path: str) -> str:
-    """The Colab address of a notebook of this repository's main branch."""
-    return f"https://colab.research.google.com/github/{OWNER}/{REPOSITORY}/blob/main/{relative_path}"
+    """The Colab address of a notebook of this repository's `INSTALL_REF` branch."""
+    return f"https://colab.research.google.com/github/{OWNER}/{REPOSITORY}/blob/{INSTALL_REF}/{relative_path}"
 
 
 def install_url() -> str:
-    return f"git+https://github.com/{OWNER}/{REPOSITORY}@{RELEASE}"
+    return f"git+https://github.com/{OWNER}/{REPOSITORY}@{INSTALL_REF}"
 
 
 def badge_markdown(relative_path: str, edition: str, language: str, notes: dict) -> str:

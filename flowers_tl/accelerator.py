@@ -254,7 +254,8 @@ def wait_for_workers(timeout_s: Optional[float] = None) -> None:
     its own address (so the others see it too), probes the others every second for up to
     `timeout_s` (default: $FLOWERS_TL_WORKER_TIMEOUT, else WORKER_WAIT_S), saying that it
     waits, then raises ConfigError naming the silent addresses. SIGTERM and SIGINT end the
-    wait with a KeyboardInterrupt (the command line prints "interrupted").
+    wait with a KeyboardInterrupt (the command line prints "interrupted"), whatever
+    handlers were there before (they are put back after the wait).
     """
     import signal
     import threading
@@ -267,7 +268,9 @@ def wait_for_workers(timeout_s: Optional[float] = None) -> None:
     timeout_s = _worker_wait() if timeout_s is None else timeout_s
     deadline = time.monotonic() + timeout_s
     on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _stop_waiting) if on_main_thread else None
+    # Both signals stop the wait, even where SIGINT was inherited ignored (a shell's background job).
+    previous = {signum: signal.signal(signum, _stop_waiting)
+                for signum in (signal.SIGTERM, signal.SIGINT)} if on_main_thread else {}
     try:
         with _listening(own):
             silent = _silent(others)
@@ -277,8 +280,8 @@ def wait_for_workers(timeout_s: Optional[float] = None) -> None:
                 time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
                 silent = _silent(silent)
     finally:
-        if on_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if silent:
         from .errors import ConfigError
 
@@ -287,7 +290,7 @@ def wait_for_workers(timeout_s: Optional[float] = None) -> None:
 
 
 def _stop_waiting(signum, frame):
-    """SIGTERM while waiting: stop like Ctrl+C does."""
+    """SIGTERM or SIGINT while waiting: stop like Ctrl+C does."""
     raise KeyboardInterrupt(say(STOPPED_WAITING))
 
 

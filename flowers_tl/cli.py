@@ -190,9 +190,37 @@ def _writing_into(output: str):
         raise
     except OSError as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        backup = os.path.join(output, BACKUP_FOLDER)
+        kept = _keep_usable_backup(backup)
         raise ConfigError(f"could not write the run into '{output}' ({first}); free some space or "
-                          "choose another --output, then run the same command again (finished "
-                          f"epochs are kept in '{os.path.join(output, BACKUP_FOLDER)}')") from None
+                          "choose another --output, then run the same command again"
+                          + (f" (it resumes from '{backup}')" if kept else "")) from None
+
+
+def _keep_usable_backup(backup: str) -> bool:
+    """After a failed write, keep `backup` only if every stage in it holds a checkpoint that opens.
+
+    A checkpoint cut short by a full disk would make the next run's resume fail (Keras falls
+    back to its `.bkp` copy only when there is one), so such a backup is removed and the
+    next run starts afresh. True when a usable backup is kept.
+    """
+    import h5py
+
+    def opens(path):
+        try:
+            with h5py.File(path, "r"):
+                return True
+        except OSError:
+            return False
+
+    stages = [folder for folder, _, names in os.walk(backup) if "training_metadata.json" in names
+              or any(name.startswith("latest.weights.h5") for name in names)]
+    usable = bool(stages) and all(
+        any(opens(os.path.join(folder, name)) for name in ("latest.weights.h5", "latest.weights.h5.bkp")
+            if os.path.isfile(os.path.join(folder, name))) for folder in stages)
+    if not usable:
+        shutil.rmtree(backup, ignore_errors=True)
+    return usable
 
 
 def _train_and_save(args, accelerator, split, classes, model_path) -> None:

@@ -334,7 +334,7 @@ def _evaluate(args) -> int:
     from . import data, training
 
     model = _load_model(args.model)
-    classes, image_size = _classifier_shape(model, args.model)
+    classes, image_size = _classifier_shape(model, args.model, args.json)
     everything = data.list_shards(args.data)
     _check_same_classes(args.model, classes, data.class_names(everything), data.data_pattern(args.data))
     if args.all_shards:
@@ -380,7 +380,7 @@ def _progress_bar(total: int):
     return done
 
 
-def _classifier_shape(model, path: str):
+def _classifier_shape(model, path: str, json_output: bool = False):
     """(class names, (height, width)) of a loaded model, or ConfigError naming what does not fit.
 
     A course model carries its class names (`model.class_names_of`); one saved before
@@ -410,8 +410,9 @@ def _classifier_shape(model, path: str):
                           f"has {len(CLASSES)} outputs, one probability per class (train one with "
                           "`flowers-tl train`)")
     size = (shape[1] or DEFAULT_IMAGE_SIZE[0], shape[2] or DEFAULT_IMAGE_SIZE[1])
-    if None in shape[1:3]:
-        print(f"Note: model '{path}' accepts any picture size; using {size[0]}x{size[1]}.")
+    if None in shape[1:3]:  # on stderr with --json, so stdout stays one JSON document
+        print(f"Note: model '{path}' accepts any picture size; using {size[0]}x{size[1]}.",
+              file=sys.stderr if json_output else sys.stdout)
     return names, size
 
 
@@ -419,7 +420,7 @@ def _predict(args) -> int:
     import numpy as np
 
     model = _load_model(args.model)
-    classes, (height, width) = _classifier_shape(model, args.model)
+    classes, (height, width) = _classifier_shape(model, args.model, args.json)
     results, failures, picture_errors = [], 0, _picture_errors()
     for path in args.images:
         try:

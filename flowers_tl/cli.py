@@ -116,7 +116,12 @@ def _train(args) -> int:
     accelerator = acc.detect_accelerator()
     split = data.split_shards(args.data, args.validation_shards)
     classes = data.class_names(split.validation_shards + split.training_shards)
-    flowers_model.check_memory(args.image_size, accelerator.global_batch_size(args.batch_size),
+    photos_per_step = accelerator.global_batch_size(args.batch_size)
+    if args.fast:  # MobileNetV2 sees the photos once, in small batches; training then uses its activations
+        from .frozen import ACTIVATION_BATCH_SIZE
+
+        photos_per_step = min(photos_per_step, ACTIVATION_BATCH_SIZE)
+    flowers_model.check_memory(args.image_size, photos_per_step,
                                cached_images=split.training_images + split.validation_images if args.fast else 0)
     print(f"Data: {data.data_pattern(args.data)}: {split}")
     if classes != data.CLASSES:

@@ -72,26 +72,28 @@ def check_image_size(image_size) -> None:
                           "trained at 224x224 and gains little above it).")
 
 
-def check_memory(image_size, batch_size: int, cached_images: int = 0) -> None:
-    """ConfigError when a training batch (and the fast path's cached activations) cannot fit in memory.
+def check_memory(image_size, photos_per_step: int, cached_images: int = 0) -> None:
+    """ConfigError when one training step (and the fast path's cached activations) cannot fit in memory.
 
     An estimate (TRAINING_BYTES_PER_PIXEL per input pixel, 2 bytes per cached activation of
     MobileNetV2's last 1280 channels at 1/32 of the size) against the memory available now,
-    so `train --batch-size 100000000` is refused with the largest batch that fits instead of
-    aborting with std::bad_alloc. `cached_images`: photos whose activations the fast path keeps.
+    so `train --batch-size 100000000 --no-fast` is refused with the largest batch that fits
+    instead of aborting with std::bad_alloc. `photos_per_step`: the photos MobileNetV2 sees at
+    once (the global batch on photos; the fast path's feature pass uses a small fixed batch).
+    `cached_images`: photos whose activations the fast path keeps.
     """
     height, width = image_size_pair(image_size)
     per_image = height * width * TRAINING_BYTES_PER_PIXEL
     cached = cached_images * -(-height // 32) * -(-width // 32) * 1280 * 2
-    available = _available_memory()
-    if available is None or batch_size * per_image + cached <= available:
+    needed, available = photos_per_step * per_image + cached, _available_memory()
+    if available is None or needed <= available:
         return
     fits = max(0, (available - cached) // per_image)
-    advice = (f"the largest batch that fits is about {fits}" if fits else
-              f"even one photo does not fit at {height}x{width}: use a smaller --image-size (the course uses 192)")
-    raise ConfigError(f"--batch-size {batch_size} at {height}x{width} needs about "
-                      f"{(batch_size * per_image + cached) / 2**30:.1f} GiB of memory while training, and "
-                      f"{available / 2**30:.1f} GiB is available: {advice} (the course uses 64).")
+    advice = (f"use --batch-size {fits} or less (the course uses 64)" if 0 < fits < photos_per_step else
+              "use a smaller --image-size (the course uses 192)")
+    kept = f" and the activations of {cached_images} photos kept" if cached_images else ""
+    raise ConfigError(f"training at {height}x{width} with {photos_per_step} photos per step{kept} needs about "
+                      f"{needed / 2**30:.1f} GiB of memory, and {available / 2**30:.1f} GiB is available: {advice}.")
 
 
 def _available_memory() -> Optional[int]:

@@ -7,6 +7,7 @@ stderr instead of a traceback), 2 for a usage error (argparse's), 130 when inter
 """
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -150,21 +151,139 @@ def _add_data_arguments(parser) -> None:
 
 
 def _train(args) -> int:
-    from . import accelerator as acc, data, model as flowers_model, plots, sources, training
+    from . import accelerator as acc, data, model as flowers_model, sources
 
+    _check_training_arguments(args)  # all of them, before anything is written
     model_path = os.path.join(args.output, "model.keras")
     if os.path.exists(model_path) and not args.overwrite:
         raise OutputExistsError(f"'{model_path}' exists; pass --overwrite to replace it, "
                                 "or choose another --output folder")
     accelerator = acc.detect_accelerator()
     split = sources.split_shards(args.data, args.validation_shards)
+    classes = data.class_names(split.validation_shards + split.training_shards)
+    photos_per_step = accelerator.global_batch_size(args.batch_size)
+    if args.fast:  # MobileNetV2 sees the photos once, in small batches; training then uses its activations
+        from .frozen import ACTIVATION_BATCH_SIZE
+
+        photos_per_step = min(photos_per_step, ACTIVATION_BATCH_SIZE)
+    flowers_model.check_memory(args.image_size, photos_per_step,
+                               cached_images=split.training_images + split.validation_images if args.fast else 0)
     print(f"Data: {data.data_pattern(args.data)}: {split}", file=sys.stderr)
+    if classes != data.CLASSES:
+        print(f"Classes: {', '.join(classes)} (read from the shards' labels)", file=sys.stderr)
+    made_output = not os.path.exists(args.output)
+    _check_output_folder(args.output)
+    try:
+        with _writing_into(args.output), data.checking_classes(classes):
+            _train_and_save(args, accelerator, split, classes, model_path)
+    finally:
+        if made_output and os.path.isdir(args.output) and not os.listdir(args.output):
+            os.rmdir(args.output)  # a run that failed before writing anything leaves no empty folder
+    return 0
+
+
+def _check_training_arguments(args) -> None:
+    """ConfigError naming the first bad `train` argument: checked before any file is written,
+    so a refused command leaves nothing behind that would block the corrected one."""
+    from .model import MIN_IMAGE_SIZE, check_image_size
+
+    checks = [(args.epochs >= 1, f"epochs must be at least 1, got {args.epochs}"),
+              (args.batch_size >= 1, f"batch size must be a positive integer, got {args.batch_size}"),
+              (args.validation_shards >= 1, f"validation_shards={args.validation_shards} must be between 1 "
+                                            "and the number of shards minus one"),
+              (args.seed is None or 0 <= args.seed < 2**32,
+               f"--seed {args.seed} must be between 0 and {2**32 - 1} (a seed is any whole number in that range)"),
+              (args.image_size >= MIN_IMAGE_SIZE,
+               f"image size {args.image_size}x{args.image_size} is too small: MobileNetV2 needs at least "
+               f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} pixels (the course uses 192x192)."),
+              (args.fine_tune_from is None or 1 <= args.fine_tune_from <= 16,
+               f"--fine-tune-from {args.fine_tune_from}: MobileNetV2 has blocks 1..16 (13 fine-tunes its top 4)"),
+              (args.fine_tune_epochs >= 1, f"--fine-tune-epochs must be at least 1, got {args.fine_tune_epochs}"),
+              (args.fine_tune_rate > 0, f"--fine-tune-rate must be above 0, got {args.fine_tune_rate}")]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    check_image_size(args.image_size)
+
+
+def _check_output_folder(output: str) -> None:
+    """ConfigError when --output cannot hold the run: a file, under a file, or not writable.
+
+    Tried for real (the folder is made and a probe file written and removed), since
+    permission bits say nothing for root and nothing about read-only file systems.
+    """
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise ConfigError(f"--output '{output}' is a file; give a folder for the model and metrics")
+    parent = os.path.dirname(os.path.abspath(output))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ConfigError(f"--output '{output}' cannot be made: '{parent}' is a file, not a folder; "
+                          "choose another --output")
+    try:
+        os.makedirs(output, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".probe-", dir=output)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as error:
+        raise ConfigError(f"--output '{output}' is not writable ({error.strerror or error}); "
+                          "choose a folder you can write to") from None
+
+
+@contextlib.contextmanager
+def _writing_into(output: str):
+    """Turn a failed write (full disk, quota, file size limit, read-only) into one ConfigError naming
+    --output; the half-written files of the run are removed (saves and text files are atomic)."""
+    try:
+        yield
+    except FlowersTLError:
+        raise
+    except OSError as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        backup = os.path.join(output, BACKUP_FOLDER)
+        kept = _keep_usable_backup(backup)
+        raise ConfigError(f"could not write the run into '{output}' ({first}); free some space or "
+                          "choose another --output, then run the same command again"
+                          + (f" (it resumes from '{backup}')" if kept else "")) from None
+
+
+def _keep_usable_backup(backup: str) -> bool:
+    """After a failed write, keep `backup` only if every stage in it holds a checkpoint that opens.
+
+    A checkpoint cut short by a full disk would make the next run's resume fail (Keras falls
+    back to its `.bkp` copy only when there is one), so such a backup is removed and the
+    next run starts afresh. True when a usable backup is kept.
+    """
+    import h5py
+
+    def opens(path):
+        try:
+            with h5py.File(path, "r"):
+                return True
+        except OSError:
+            return False
+
+    stages = [folder for folder, _, names in os.walk(backup) if "training_metadata.json" in names
+              or any(name.startswith("latest.weights.h5") for name in names)]
+    usable = bool(stages) and all(
+        any(opens(os.path.join(folder, name)) for name in ("latest.weights.h5", "latest.weights.h5.bkp")
+            if os.path.isfile(os.path.join(folder, name))) for folder in stages)
+    if not usable:
+        shutil.rmtree(backup, ignore_errors=True)
+    return usable
+
+
+def _train_and_save(args, accelerator, split, classes, model_path) -> None:
+    """Build, train (and fine-tune), save the model and write the metrics, log and curves."""
+    from . import model as flowers_model, plots, training
+
     if args.seed is not None:
         import keras
 
         keras.utils.set_random_seed(args.seed)  # before building: the head's first weights use it
     with accelerator.scope():
-        model = flowers_model.build_model(args.image_size, head=args.head, weights=args.weights)
+        model = flowers_model.build_model(args.image_size, head=args.head, weights=args.weights,
+                                          class_names=classes)
         flowers_model.compile_model(model, accelerator=accelerator)
     result = training.train(model, split, epochs=args.epochs, batch_size=args.batch_size,
                             accelerator=accelerator, seed=args.seed, fast=args.fast,
@@ -192,14 +311,14 @@ def _train(args) -> int:
         "training_images": split.training_images, "validation_images": split.validation_images,
         "seed": args.seed, "accelerator": accelerator.describe(),
     }
+    metrics["classes"] = classes
     _write_text(os.path.join(args.output, "metrics.json"), json.dumps(metrics, indent=2))
     _write_text(os.path.join(args.output, "history.json"),
                 json.dumps({k: [float(v) for v in vs] for k, vs in result.history.items()}, indent=2))
-    plots.display_training_curves(result.history).savefig(os.path.join(args.output, "curves.png"))
+    _save_figure(plots.display_training_curves(result.history), os.path.join(args.output, "curves.png"))
     shutil.rmtree(os.path.join(args.output, BACKUP_FOLDER), ignore_errors=True)  # done: nothing to resume
     print(f"Validation accuracy {result.final_val_accuracy:.4f} (best {result.best_val_accuracy:.4f}) "
           f"in {result.wall_time_s:.1f} s; model, metrics and curves in {args.output}/")
-    return 0
 
 
 def _fine_tune(model, split, accelerator, args, head_result):
@@ -226,8 +345,6 @@ def _resume_callbacks(args, log_name: str = TRAINING_LOG, stage: str = "") -> li
     """
     import keras
 
-    if os.path.exists(args.output) and not os.path.isdir(args.output):
-        raise ConfigError(f"--output '{args.output}' is a file; give a folder for the model and metrics")
     backup = os.path.join(args.output, BACKUP_FOLDER)
     settings_path = os.path.join(backup, "settings.json")
     log_path = os.path.join(args.output, log_name)
@@ -265,15 +382,20 @@ def _history_from_log(path: str) -> dict:
 
 
 def _evaluate(args) -> int:
-    from . import sources, training
+    from . import data, sources, training
 
     model = _load_model(args.model)
+    classes, image_size = _classifier_shape(model, args.model)
+    everything = sources.find_shards(args.data)
+    _check_same_classes(args.model, classes, data.class_names(everything), data.data_pattern(args.data))
     if args.all_shards:
-        shards = sources.find_shards(args.data)
+        shards = everything
     else:
         shards = sources.split_shards(args.data, args.validation_shards).validation_shards
-    worst = _top_losses(model, shards, args) if args.top_losses is not None else None
-    report = training.evaluate(model, shards, flip_test=args.flip_test)
+    with data.checking_classes(classes):
+        worst = _top_losses(model, shards, classes, args) if args.top_losses is not None else None
+        report = training.evaluate(model, shards, image_size=image_size, classes=classes,
+                                   flip_test=args.flip_test, progress=_progress_bar(data.count_images(shards)))
     if worst is not None:
         report["top_losses"] = worst
     if args.json:
@@ -295,45 +417,100 @@ def _evaluate(args) -> int:
     return 0
 
 
-def _top_losses(model, shards, args) -> list:
+def _top_losses(model, shards, classes, args) -> list:
     """`evaluate --top-losses N`: draw the N worst photos in --output-dir; one dict per photo."""
     from . import explain, plots
-    from .data import CLASSES
 
     if args.top_losses < 1:
         raise ConfigError(f"--top-losses {args.top_losses}: ask for at least 1 photo (9 fill a 3x3 grid)")
     _make_folder(args.output_dir, "--output-dir")
     worst = explain.top_losses(model, shards, args.top_losses, with_heatmaps=True)
     plots.display_top_losses(worst).savefig(os.path.join(args.output_dir, "top_losses.png"))
-    return [{"index": item.index, "true_class": CLASSES[item.true_class],
-             "predicted_class": CLASSES[item.predicted_class], "probability": item.probability,
+    return [{"index": item.index, "true_class": classes[item.true_class],
+             "predicted_class": classes[item.predicted_class], "probability": item.probability,
              "true_probability": item.true_probability, "loss": item.loss} for item in worst]
+
+
+def _check_same_classes(model_path: str, model_classes, data_classes, pattern: str) -> None:
+    """ConfigError when the model was trained on other classes than the shards hold (its answers
+    would be compared with the wrong names)."""
+    if list(model_classes) != list(data_classes):
+        raise ConfigError(f"model '{model_path}' knows the classes {', '.join(model_classes)}, but the "
+                          f"shards '{pattern}' hold {', '.join(data_classes)}: evaluate a model on shards "
+                          "of the classes it was trained on (same folders, same order)")
+
+
+def _progress_bar(total: int):
+    """A callback `done(count)` that draws Keras' progress bar on stderr (stdout keeps the results)."""
+    import keras
+
+    bar = keras.utils.Progbar(total, unit_name="image")
+
+    def done(count: int) -> None:
+        with contextlib.redirect_stdout(sys.stderr):
+            bar.update(min(count, total))
+
+    return done
+
+
+def _classifier_shape(model, path: str):
+    """(class names, (height, width)) of a loaded model, or ConfigError naming what does not fit.
+
+    A course model carries its class names (`model.class_names_of`); one saved before
+    that, with the course's five outputs, gets the course's CLASSES. A model whose input
+    size is open (None) is given the data's default size, said in a note.
+    """
+    from .data import CLASSES, DEFAULT_IMAGE_SIZE
+    from .model import class_names_of
+
+    inputs, outputs = getattr(model, "inputs", None) or [], getattr(model, "outputs", None) or []
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ConfigError(f"model '{path}' has {len(inputs)} input(s) and {len(outputs)} output(s); a picture "
+                          "classifier has one of each (pictures in, class probabilities out)")
+    shape, out_shape = tuple(inputs[0].shape), tuple(outputs[0].shape)
+    if len(shape) != 4 or shape[-1] != 3:
+        raise ConfigError(f"model '{path}' takes inputs of shape {shape[1:]}, not colour pictures "
+                          "(height, width, 3)")
+    if len(out_shape) != 2:
+        raise ConfigError(f"model '{path}' outputs shape {out_shape[1:]}, not one row of class "
+                          "probabilities per picture")
+    names = class_names_of(model)
+    if names is None and out_shape[-1] == len(CLASSES):
+        names = list(CLASSES)
+    if names is None:
+        raise ConfigError(f"model '{path}' has {out_shape[-1]} output(s) and carries no class names, so its "
+                          f"answers cannot be named: a classifier of the course's {len(CLASSES)} classes "
+                          f"has {len(CLASSES)} outputs, one probability per class (train one with "
+                          "`flowers-tl train`)")
+    size = (shape[1] or DEFAULT_IMAGE_SIZE[0], shape[2] or DEFAULT_IMAGE_SIZE[1])
+    if None in shape[1:3]:  # a note: stderr, so stdout keeps only the results
+        print(f"Note: model '{path}' accepts any picture size; using {size[0]}x{size[1]}.", file=sys.stderr)
+    return names, size
 
 
 def _predict(args) -> int:
     import numpy as np
 
-    from .pictures import load_picture
-    from .records import CLASSES
-
     model = _load_model(args.model)
-    size = int(model.input_shape[1])
+    classes, (height, width) = _classifier_shape(model, args.model)
     if args.explain:
         from . import explain
 
         explain.split_at_feature_map(model)  # a model Grad-CAM cannot explain fails before any picture
         _make_folder(args.explain, "--explain")
-    results, failures, written = [], 0, set()
+    results, failures, written, picture_errors = [], 0, set(), _picture_errors()
     for path in args.images:
         try:
-            pixels = load_picture(path, size)
-        except FlowersTLError as error:
-            print(f"flowers-tl predict: skipped: {error}", file=sys.stderr)
+            pixels = _picture_for(path, height, width)
+        except picture_errors as error:
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+            print(f"flowers-tl predict: skipped: {first if path in first else f'{path!r}: {first}'}",
+                  file=sys.stderr)
             failures += 1
             continue
         probabilities = np.asarray(model.predict_on_batch(pixels[None]))[0]
         best = int(probabilities.argmax())
-        results.append({"image": path, "class": CLASSES[best], "probability": float(probabilities[best])})
+        results.append({"image": path, "class": classes[best], "probability": float(probabilities[best])})
         if args.explain:
             results[-1]["explained"] = _write_explanation(model, pixels, path, args.explain, written)
     if args.json:
@@ -370,6 +547,24 @@ def _write_explanation(model, pixels, path: str, folder: str, written: set) -> s
     plots.display_picture_prediction(pixels, explanation.probabilities[0],
                                      explanation.heatmaps[0]).savefig(target)
     return target
+
+
+def _picture_errors() -> tuple:
+    """What decoding one picture may raise: the course's errors and PIL's (a decompression bomb)."""
+    from PIL import Image
+
+    return (FlowersTLError, OSError, ValueError, MemoryError, Image.DecompressionBombError)
+
+
+def _picture_for(path: str, height: int, width: int):
+    """A picture file as float32 pixels [height, width, 3]: crop-filled to a square of the longer
+    side, then center-cropped to the model's shape (the same as `load_picture` for square models)."""
+    from .pictures import load_picture
+
+    side = max(height, width)
+    pixels = load_picture(path, side)
+    top, left = (side - height) // 2, (side - width) // 2
+    return pixels[top:top + height, left:left + width]
 
 
 def _convert(args) -> int:
@@ -415,8 +610,7 @@ def _load_model(path: str):
 
     from .errors import ConfigError
 
-    if not os.path.isfile(path):
-        raise ConfigError(f"model file '{path}' does not exist (train one with `flowers-tl train`)")
+    _check_model_file(path)
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as error:
@@ -424,25 +618,72 @@ def _load_model(path: str):
         raise ConfigError(f"'{path}' is not a Keras model saved by flowers-tl: {first}") from None
 
 
+def _check_model_file(path: str) -> None:
+    """ConfigError saying what `path` really is when it cannot be a `.keras` model file."""
+    import zipfile
+
+    if os.path.isdir(path):
+        inside = os.path.join(path, "model.keras")
+        hint = (f"give '{inside}'" if os.path.isfile(inside) else
+                "Keras 3 loads only .keras files; save it with model.save('model.keras')"
+                if os.path.isfile(os.path.join(path, "saved_model.pb")) else "give the .keras file")
+        raise ConfigError(f"model '{path}' is a folder, not a .keras file: {hint}")
+    if not os.path.exists(path):
+        raise ConfigError(f"model file '{path}' does not exist (train one with `flowers-tl train`)")
+    if not os.path.isfile(path):
+        raise ConfigError(f"model '{path}' is not a regular file (a device, pipe or socket); give a .keras file")
+    if not zipfile.is_zipfile(path):
+        raise ConfigError(f"'{path}' is not a Keras model saved by flowers-tl: its {os.path.getsize(path)} "
+                          "bytes are not a zip archive, as .keras files are, so it is truncated or not a "
+                          "model; copy or save it again")
+
+
 def _save_model_atomically(model, path: str) -> None:
-    """Save next to `path`, then rename: an interrupted save never leaves a broken model."""
+    """Save next to `path`, then rename: an interrupted save never leaves a broken model.
+
+    The file gets the usual permissions (0666 less the umask, like the metrics beside it),
+    not mkstemp's private 0600.
+    """
     folder = os.path.dirname(path) or "."
     handle, partial = tempfile.mkstemp(prefix=".partial-", suffix=".keras", dir=folder)
     os.close(handle)
     try:
         model.save(partial)
+        os.chmod(partial, 0o666 & ~_umask())
         os.replace(partial, path)
     finally:
         if os.path.exists(partial):
             os.remove(partial)
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _write_text(path: str, text: str) -> None:
-    """Write a text file atomically (write a temporary file, then rename)."""
+    """Write a text file atomically (write a temporary file, then rename; no partial file is left)."""
     partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write(text + "\n")
-    os.replace(partial, path)
+    try:
+        with open(partial, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+def _save_figure(figure, path: str) -> None:
+    """Save a matplotlib figure atomically, like `_write_text`."""
+    partial = f"{path}.partial.png"
+    try:
+        figure.savefig(partial)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 _FEATURES = feature_spec()  # the keys training reads; only image and class are required
 _SHARD_COUNT = re.compile(r"-(\d+)\.tfrec$")
+# The class names records are checked against while datasets are built (see `checking_classes`).
+_CHECKED_CLASSES = [tuple(CLASSES)]
 
 
 def data_pattern(pattern: Optional[str] = None) -> str:
@@ -148,8 +150,12 @@ def decode_image(jpeg_bytes, image_size) -> tf.Tensor:
     return tf.ensure_shape(image, [height, width, 3])
 
 
-def parse_example(serialized, image_size=DEFAULT_IMAGE_SIZE, num_classes: int = len(CLASSES)):
-    """One serialized tf.train.Example to (image float32 [H, W, 3], class int32)."""
+def parse_example(serialized, image_size=DEFAULT_IMAGE_SIZE, num_classes: Optional[int] = None):
+    """One serialized tf.train.Example to (image float32 [H, W, 3], class int32).
+
+    `num_classes` defaults to the classes being checked (the course's, or `checking_classes`).
+    """
+    num_classes = num_classes or len(_CHECKED_CLASSES[-1])
     example = tf.io.parse_single_example(serialized, _FEATURES)
     label = tf.cast(example["class"], tf.int32)
     in_range = tf.debugging.assert_less(
@@ -162,10 +168,13 @@ def parse_example(serialized, image_size=DEFAULT_IMAGE_SIZE, num_classes: int = 
 
 
 def _label_agrees_with_class(name, label):
-    """Assert that a course flower name in 'label' is CLASSES[class] (other names are not checked)."""
-    names = tf.constant(CLASSES)
+    """Assert that a known class name in 'label' is the name of its 'class' (other names are not checked).
+
+    The known names are the course's CLASSES, or those of `checking_classes`.
+    """
+    names = tf.constant(list(_CHECKED_CLASSES[-1]))
     is_course_name = tf.reduce_any(tf.equal(name, names))
-    expected = tf.gather(names, tf.clip_by_value(label, 0, len(CLASSES) - 1))
+    expected = tf.gather(names, tf.clip_by_value(label, 0, len(_CHECKED_CLASSES[-1]) - 1))
     message = tf.strings.join(["record 'label' is '", name, "' but its 'class' ",
                                tf.strings.as_string(label), " is '", expected, "'"])
     return tf.debugging.Assert(
@@ -173,11 +182,12 @@ def _label_agrees_with_class(name, label):
 
 
 def find_bad_record(shards: Sequence[str], image_size=DEFAULT_IMAGE_SIZE,
-                    num_classes: int = len(CLASSES)) -> Optional[str]:
+                    num_classes: Optional[int] = None) -> Optional[str]:
     """Read and decode every record of `shards`; a message naming the first bad shard and record, or None.
 
     Slow (one pass over all the data), so it runs only after reading has failed.
     """
+    num_classes = num_classes or len(_CHECKED_CLASSES[-1])
     for shard in shards:
         position = 0
         try:
@@ -206,6 +216,79 @@ def _first_line(error) -> str:
     line = line.replace("\\'", "'").replace('\\"', '"')
     line = re.sub(r"^\{\{[^}]*\}\}\s*|^Expected .* to be true\. Summarized data: b?", "", line)
     return re.sub(r"\s*\[Op:\w+\].*$", "", line).strip().strip('"').rstrip(".")[:300]
+
+
+def class_names(shards: Sequence[str]) -> List[str]:
+    """The class names of `shards`, index by index, read from their records' 'class' and 'label'.
+
+    Only those two keys are parsed (no photo is decoded), so this costs about one read of
+    the files. The names must be consistent: one label per class index, indices 0..n-1.
+    Records that name only the course's flowers at the course's indices (or carry no label
+    at indices 0..4) mean the course's CLASSES, all five. Raises DataError naming the shards.
+    """
+    keys = {"class": _FEATURES["class"], "label": _FEATURES["label"]}
+    dataset = tf.data.TFRecordDataset(list(shards)).batch(1024).map(lambda batch: tf.io.parse_example(batch, keys))
+    pairs = set()
+    with reading(shards):
+        for batch in dataset.as_numpy_iterator():
+            pairs.update(zip(batch["class"].tolist(), batch["label"].tolist()))
+    return _names_of_classes(pairs, _where(shards))
+
+
+def _where(shards: Sequence[str]) -> str:
+    """'N shard(s) in FOLDER', to name a set of shards in a message."""
+    return f"the {len(shards)} shard(s) in '{os.path.dirname(shards[0]) or '.'}'" if shards else "no shard"
+
+
+def _names_of_classes(pairs, where: str) -> List[str]:
+    """Class names from (class index, label bytes) pairs; DataError when they are not consistent."""
+    named = {}
+    for index, label in sorted(pairs):
+        name = label.decode("utf-8", "replace")
+        if name and named.setdefault(index, name) != name:
+            raise DataError(f"class {index} has two labels in {where} ('{named[index]}' and '{name}'): every "
+                            "record of a class needs the same 'label'. Make the shards again with "
+                            "`flowers-tl convert`.")
+    indices = sorted({index for index, _ in pairs})
+    if not indices:
+        raise DataError(f"{where} hold no record; make shards with `flowers-tl convert`.")
+    if all(0 <= index < len(CLASSES) for index in indices) and \
+            all(CLASSES[index] == name for index, name in named.items()):
+        return list(CLASSES)
+    if indices != list(range(len(indices))):
+        raise DataError(f"the 'class' values of {where} are {_few(indices)}, not 0..{len(indices) - 1}: a "
+                        "class number is missing or negative. Make the shards again with `flowers-tl convert`.")
+    unnamed = [index for index in indices if index not in named]
+    if unnamed:
+        raise DataError(f"class {unnamed[0]} of {where} has no 'label' while other classes are named "
+                        f"({_few(list(named.values()))}); make the shards again with `flowers-tl convert`.")
+    names = [named[index] for index in indices]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise DataError(f"label '{twice[0]}' names two classes in {where}; make the shards again with "
+                        "`flowers-tl convert`.")
+    if len(names) < 2:
+        raise DataError(f"{where} hold only one class ('{names[0]}'); a classifier needs at least 2.")
+    return names
+
+
+def _few(values) -> str:
+    """Up to 8 values, comma-separated, for a message."""
+    return ", ".join(str(value) for value in values[:8]) + (", ..." if len(values) > 8 else "")
+
+
+@contextlib.contextmanager
+def checking_classes(names: Sequence[str]):
+    """Check records against `names` (not the course's CLASSES) in the datasets built inside the block.
+
+    tf.data traces `parse_example` when a dataset is built, so the names are read then;
+    `train` builds every dataset inside this block for shards with their own classes.
+    """
+    _CHECKED_CLASSES.append(tuple(names))
+    try:
+        yield
+    finally:
+        _CHECKED_CLASSES.pop()
 
 
 @contextlib.contextmanager

@@ -256,6 +256,31 @@ RUSSIAN = {
      "validation_data=validation_dataset measures the accuracy on photos the model never trains on."):
         ("Обучающий набор данных бесконечен, поэтому steps_per_epoch говорит Keras, где кончается эпоха; "
          "validation_data=validation_dataset измеряет точность на фотографиях, на которых модель не обучается."),
+    # issue 14: commands and environment (flowers_tl/accelerator.py: TF_CONFIG and waiting for workers)
+    ("TF_CONFIG {problem}. It should look like "
+     "{{\"cluster\": {{\"worker\": [\"host1:port\", \"host2:port\"]}}, "
+     "\"task\": {{\"type\": \"worker\", \"index\": 0}}}}; fix it, or unset it "
+     "(`unset TF_CONFIG`) to train on this machine alone."):
+        ("TF_CONFIG: {problem}. Он должен выглядеть так: "
+         "{{\"cluster\": {{\"worker\": [\"host1:port\", \"host2:port\"]}}, "
+         "\"task\": {{\"type\": \"worker\", \"index\": 0}}}}; исправьте его или удалите "
+         "(`unset TF_CONFIG`), чтобы обучать только на этой машине."),
+    "Waiting up to {seconds} s for the other workers named in TF_CONFIG: {addresses}":
+        "Ждём до {seconds} с остальных рабочих узлов из TF_CONFIG: {addresses}",
+    ("the workers {addresses} named in TF_CONFIG did not answer within {seconds} s: start them "
+     "(same TF_CONFIG, each with its own task index), fix their addresses, or unset TF_CONFIG "
+     "to train on this machine alone ({variable} sets how long to wait)."):
+        ("рабочие узлы {addresses} из TF_CONFIG не ответили за {seconds} с: запустите их (тот же TF_CONFIG, "
+         "у каждого свой номер задачи), исправьте их адреса или удалите TF_CONFIG, чтобы обучать только на "
+         "этой машине ({variable} задаёт, сколько ждать)."),
+    ("this worker cannot listen on {address}, its own address in TF_CONFIG ({problem}): "
+     "choose a free port there."):
+        ("этот рабочий узел не может слушать адрес {address}, свой адрес в TF_CONFIG ({problem}): "
+         "выберите там свободный порт."),
+    "{variable}='{value}' is not a number of seconds above 0 (the default is {default}).":
+        "{variable}='{value}' — не число секунд больше 0 (по умолчанию {default}).",
+    "stopped while waiting for the other workers named in TF_CONFIG":
+        "остановлено во время ожидания остальных рабочих узлов из TF_CONFIG",
 }
 
 CATALOGUES = {"en": {}, "ru": RUSSIAN}

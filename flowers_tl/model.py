@@ -17,6 +17,12 @@ from .errors import ConfigError, WeightsError
 WEIGHTS_ENV_VARIABLE = "FLOWERS_TL_WEIGHTS"
 HEADS = ("flatten", "gap")
 MIN_IMAGE_SIZE = 32
+# The largest square input `train` (and `convert`) accept: 5x the course's 192, far past what MobileNetV2
+# (trained at 224) gains from; at this size one photo's activations take about 0.4 GB while training.
+MAX_IMAGE_SIZE = 1024
+# Bytes one input pixel costs while MobileNetV2 trains (its widest activations, float32, with the
+# gradients Keras keeps alive), rounded up: the basis of `check_memory`'s estimate.
+TRAINING_BYTES_PER_PIXEL = 400
 NO_WEIGHTS = ("none", "random", "")
 
 
@@ -46,6 +52,7 @@ def load_backbone(image_size=192, weights: Optional[str] = None) -> keras.Model:
         raise ConfigError(
             f"image size {height}x{width} is too small: MobileNetV2 needs at least "
             f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} pixels (the course uses 192x192).")
+    check_image_size((height, width))
     resolved = resolve_weights(weights)
     try:
         backbone = keras.applications.MobileNetV2(
@@ -54,6 +61,54 @@ def load_backbone(image_size=192, weights: Optional[str] = None) -> keras.Model:
         raise _weights_error(resolved, error) from None
     backbone.trainable = False
     return backbone
+
+
+def check_image_size(image_size) -> None:
+    """ConfigError for an input larger than MAX_IMAGE_SIZE (it would end in an out-of-memory crash)."""
+    height, width = image_size_pair(image_size)
+    if max(height, width) > MAX_IMAGE_SIZE:
+        raise ConfigError(f"image size {height}x{width} is too large: the largest that fits is "
+                          f"{MAX_IMAGE_SIZE}x{MAX_IMAGE_SIZE} (the course uses 192x192; MobileNetV2 was "
+                          "trained at 224x224 and gains little above it).")
+
+
+def check_memory(image_size, photos_per_step: int, cached_images: int = 0) -> None:
+    """ConfigError when one training step (and the fast path's cached activations) cannot fit in memory.
+
+    An estimate (TRAINING_BYTES_PER_PIXEL per input pixel, 2 bytes per cached activation of
+    MobileNetV2's last 1280 channels at 1/32 of the size) against the memory available now,
+    so `train --batch-size 100000000 --no-fast` is refused with the largest batch that fits
+    instead of aborting with std::bad_alloc. `photos_per_step`: the photos MobileNetV2 sees at
+    once (the global batch on photos; the fast path's feature pass uses a small fixed batch).
+    `cached_images`: photos whose activations the fast path keeps.
+    """
+    height, width = image_size_pair(image_size)
+    per_image = height * width * TRAINING_BYTES_PER_PIXEL
+    cached = cached_images * -(-height // 32) * -(-width // 32) * 1280 * 2
+    needed, available = photos_per_step * per_image + cached, _available_memory()
+    if available is None or needed <= available:
+        return
+    fits = max(0, (available - cached) // per_image)
+    advice = (f"use --batch-size {fits} or less (the course uses 64)" if 0 < fits < photos_per_step else
+              "use a smaller --image-size (the course uses 192)")
+    kept = f" and the activations of {cached_images} photos kept" if cached_images else ""
+    raise ConfigError(f"training at {height}x{width} with {photos_per_step} photos per step{kept} needs about "
+                      f"{needed / 2**30:.1f} GiB of memory, and {available / 2**30:.1f} GiB is available: {advice}.")
+
+
+def _available_memory() -> Optional[int]:
+    """Bytes of memory available now (Linux MemAvailable, else all physical memory; None if unknown)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _weights_error(weights: Optional[str], error: Exception) -> WeightsError:
@@ -82,14 +137,45 @@ class FeatureSquareRoot(keras.layers.Layer):
         return keras.ops.sqrt(keras.ops.maximum(features, 0.0) + 1e-6)
 
 
+@keras.saving.register_keras_serializable(package="flowers_tl")
+class ClassProbabilities(keras.layers.Dense):
+    """The softmax layer of the course's head, which also carries the class names.
+
+    The names must travel with the model: a model trained on a teacher's own photo
+    folders must name those classes in `predict` and `evaluate`, not the course's flowers.
+    Kept in the layer's config, they are written into the `.keras` file and restored
+    by `keras.saving.load_model` on every backend (TensorFlow and JAX alike), with no side
+    file to lose. A Dense subclass, so the layer is still "a Dense softmax" to the exercise
+    checks and to `frozen.FrozenPart`, and a model saved before it simply has a plain Dense
+    (`class_names_of` then answers None).
+    """
+
+    def __init__(self, units, class_names=(), **kwargs):
+        super().__init__(units, **kwargs)
+        self.class_names = [str(name) for name in class_names]
+
+    def get_config(self):
+        return {**super().get_config(), "class_names": list(self.class_names)}
+
+
+def class_names_of(model: keras.Model) -> Optional[list]:
+    """The class names a model carries (its ClassProbabilities layer), or None for other models."""
+    for layer in reversed(model.layers):
+        if isinstance(layer, ClassProbabilities) and len(layer.class_names) == layer.units:
+            return list(layer.class_names)
+    return None
+
+
 def classification_head(head: str, num_classes: int, dropout: float = 0.0,
-                        feature_flip: bool = False, square_root: bool = False) -> list:
+                        feature_flip: bool = False, square_root: bool = False,
+                        class_names=None) -> list:
     """The layers after the backbone: Flatten (course) or GlobalAveragePooling, then softmax.
 
     `feature_flip` mirrors the backbone's feature maps left-right at random while
     training, a nearly free stand-in for flipping the photos; `dropout` drops
     features before the classifier. Both are inactive at inference.
-    `square_root` applies `FeatureSquareRoot` to the features first.
+    `square_root` applies `FeatureSquareRoot` to the features first. The last layer
+    carries `class_names` (default: the course's CLASSES when there are five classes).
     """
     if head not in HEADS:
         raise ConfigError(f"head must be one of {HEADS}, got '{head}'")
@@ -101,21 +187,26 @@ def classification_head(head: str, num_classes: int, dropout: float = 0.0,
     if dropout:
         layers.append(keras.layers.Dropout(dropout, name="dropout"))
     # float32 even under a mixed_bfloat16 policy (TPU): accurate probabilities and loss.
-    layers.append(keras.layers.Dense(num_classes, activation="softmax", dtype="float32",
-                                     name="flower_probabilities"))
+    if class_names is None:
+        class_names = CLASSES if num_classes == len(CLASSES) else ()
+    layers.append(ClassProbabilities(num_classes, class_names=class_names, activation="softmax",
+                                     dtype="float32", name="flower_probabilities"))
     return layers
 
 
 def build_model(image_size=192, num_classes: int = len(CLASSES), head: str = "flatten",
                 weights: Optional[str] = None, dropout: float = 0.5,
                 feature_flip: bool = True, square_root: bool = False,
-                accelerator=None) -> keras.Sequential:
+                accelerator=None, class_names=None) -> keras.Sequential:
     """Raw pixels -> [-1, 1] -> frozen MobileNetV2 -> head -> class probabilities.
 
     The defaults (feature flips, dropout 0.5) regularise the Flatten head, which
     otherwise overfits its 46,080 inputs per image; see the README's Benchmark section.
     Build it inside `accelerator.scope()` (done for you when `accelerator` is given).
+    `class_names` (e.g. `data.class_names(shards)`) sets `num_classes` and travels in the saved model.
     """
+    if class_names is not None:
+        num_classes = len(class_names)
     if num_classes < 2:
         raise ConfigError(f"num_classes must be at least 2, got {num_classes}")
     height, width = image_size_pair(image_size)
@@ -125,7 +216,7 @@ def build_model(image_size=192, num_classes: int = len(CLASSES), head: str = "fl
             [keras.Input(shape=(height, width, 3), name="pixels_0_255"),
              keras.layers.Rescaling(1 / 127.5, offset=-1, name="pixels_to_minus1_1"),
              backbone,
-             *classification_head(head, num_classes, dropout, feature_flip, square_root)],
+             *classification_head(head, num_classes, dropout, feature_flip, square_root, class_names)],
             name=f"mobilenet_v2_{head}")
     return model
 

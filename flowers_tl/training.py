@@ -154,11 +154,12 @@ def _check_compiled(model: keras.Model) -> None:
 
 
 def evaluate(model: keras.Model, shards, image_size=None, batch_size: int = 64,
-             classes=flowers_data.CLASSES, flip_test: bool = False) -> dict:
+             classes=flowers_data.CLASSES, flip_test: bool = False, progress=None) -> dict:
     """Accuracy, per-class accuracy and confusion matrix of `model` on every image of `shards`.
 
     `flip_test` averages the probabilities of each photo and of its mirror image
     (test-time augmentation: two model passes, usually a little more accurate).
+    `progress`, if given, is called with the number of images done after each batch.
     """
     image_size = image_size or tuple(model.input_shape[1:3])
     dataset = flowers_data.load_dataset(shards, image_size, ordered=True).batch(batch_size)
@@ -170,6 +171,8 @@ def evaluate(model: keras.Model, shards, image_size=None, batch_size: int = 64,
                 probabilities = probabilities + predict_batch(model, images[:, :, ::-1], batch_size)
             predicted.append(probabilities.argmax(axis=-1))
             labels.append(batch_labels)
+            if progress:
+                progress(sum(len(batch) for batch in labels))
     labels, predicted = np.concatenate(labels), np.concatenate(predicted)
     matrix = confusion_matrix(labels, predicted, len(classes))
     per_class = {name: (float(matrix[i, i] / matrix[i].sum()) if matrix[i].sum() else None)

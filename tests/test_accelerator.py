@@ -55,9 +55,9 @@ def test_describe_names_kind_replicas_and_backend():
 
 
 @pytest.mark.parametrize("tf_config, workers", [
-    (None, 0), ("not json", 0),
+    (None, 0), ("", 0),
     ('{"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 0}}', 2),
-    ('{"cluster": {"chief": ["a:1"], "worker": ["b:1", "c:1"]}}', 3),
+    ('{"cluster": {"chief": ["a:1"], "worker": ["b:1", "c:1"]}, "task": {"type": "chief", "index": 0}}', 3),
 ])
 def test_tf_config_cluster_size(monkeypatch, tf_config, workers):
     if tf_config is None:

@@ -608,7 +608,7 @@ def _load_model(path: str):
     Keras does not rebuild the optimizer and warn that it skips its saved variables)."""
     import keras
 
-    from .errors import ConfigError
+    from . import model  # noqa: F401  (registers the course's layers: FeatureSquareRoot, ClassProbabilities)
 
     _check_model_file(path)
     try:

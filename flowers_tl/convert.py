@@ -255,7 +255,7 @@ def convert_tf_flowers(output: str, image_size: int = DEFAULT_IMAGE_SIZE,
         with absl_warnings_off():
             prepared = tfds.builder("tf_flowers", data_dir=data_dir).is_prepared()
         if not prepared and not online.is_online():
-            raise DataError(TF_FLOWERS_OFFLINE)
+            raise DataError(say(TF_FLOWERS_OFFLINE))
         dataset, info = tfds.load("tf_flowers", split="train", with_info=True, data_dir=data_dir,
                                   decoders={"image": tfds.decode.SkipDecoding()})
     except DataError:
@@ -264,7 +264,7 @@ def convert_tf_flowers(output: str, image_size: int = DEFAULT_IMAGE_SIZE,
         first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise DataError(
             f"could not load tensorflow-datasets' tf_flowers: {type(error).__name__}: {first}. "
-            f"Remedies: {LOCAL_COPY_REMEDY}") from None
+            f"Remedies: {say(LOCAL_COPY_REMEDY)}") from None
     return convert_labeled_dataset(dataset, info.features["label"].names, output,
                                    image_size=image_size, shards=shards, seed=seed,
                                    overwrite=overwrite, source="tf_flowers")

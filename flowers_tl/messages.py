@@ -281,6 +281,23 @@ RUSSIAN = {
         "{variable}='{value}' — не число секунд больше 0 (по умолчанию {default}).",
     "stopped while waiting for the other workers named in TF_CONFIG":
         "остановлено во время ожидания остальных рабочих узлов из TF_CONFIG",
+    # issue 14: a new user's first hour (flowers_tl/convert.py: tf_flowers offline)
+    ("set FLOWERS_TL_DATA to a pattern of local shards (e.g. '/data/flowers/*.tfrec') and "
+     "FLOWERS_TL_WEIGHTS to a local MobileNetV2 no-top .h5 file, or make shards from a "
+     "photo folder with `flowers-tl convert --folder`."):
+        ("задайте FLOWERS_TL_DATA — шаблон локальных шардов (например, '/data/flowers/*.tfrec') — и "
+         "FLOWERS_TL_WEIGHTS — локальный файл MobileNetV2 без верхушки (.h5), или сделайте шарды из папки "
+         "с фотографиями командой `flowers-tl convert --folder`."),
+    ("could not load tensorflow-datasets' tf_flowers: you are offline (no answer from "
+     "storage.googleapis.com) and it was never downloaded. Online, it is downloaded once "
+     "(about 220 MB); offline, set FLOWERS_TL_DATA to a pattern of local shards (e.g. '/data/flowers/*.tfrec') and "
+     "FLOWERS_TL_WEIGHTS to a local MobileNetV2 no-top .h5 file, or make shards from a "
+     "photo folder with `flowers-tl convert --folder`."):
+        ("не удалось загрузить tf_flowers из tensorflow-datasets: нет сети (storage.googleapis.com не отвечает), "
+         "а набор ещё ни разу не скачивался. При подключении к сети он скачивается один раз (около 220 МБ); "
+         "без сети задайте FLOWERS_TL_DATA — шаблон локальных шардов (например, '/data/flowers/*.tfrec') — и "
+         "FLOWERS_TL_WEIGHTS — локальный файл MobileNetV2 без верхушки (.h5), или сделайте шарды из папки "
+         "с фотографиями командой `flowers-tl convert --folder`."),
 }
 
 CATALOGUES = {"en": {}, "ru": RUSSIAN}

@@ -217,7 +217,7 @@ def test_full_disk_during_convert(tmp_path, samples_dir):
         (result, left, mount), reason = convert_on_tmpfs(tmp_path, photos, "size=256k"), "No space left on device"
     else:
         (result, left, mount), reason = convert_with_file_size_limit(tmp_path, photos, 64 * 1024), "File too large"
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert (f"flowers-tl convert: error: cannot write the shards into '{mount / 'shards'}': {reason}. Nothing "
             "was written there (its temporary files were removed)") in result.stderr
     assert left == []
@@ -239,7 +239,7 @@ def test_read_only_output_folder(tmp_path, samples_dir):
         result = subprocess.run([sys.executable, "-m", "flowers_tl", "convert", "--folder", str(photos), "--output",
                                  str(tmp_path / "shards")], capture_output=True, text=True, timeout=300)
         left, reason = leftovers(tmp_path / "shards"), "Permission denied"
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert (f"flowers-tl convert: error: cannot write '{mount / 'shards'}': {reason}. Choose "
             "another output folder") in result.stderr
     assert left == []
@@ -294,7 +294,7 @@ def test_second_convert_into_the_same_output_is_refused_by_name(tmp_path, many_p
         _, stderr = second.communicate(timeout=120)
     finally:
         first.send_signal(signal.SIGCONT)
-    assert second.returncode == 2 and "Traceback" not in stderr
+    assert second.returncode == 1 and "Traceback" not in stderr
     assert stderr.strip() == (f"flowers-tl convert: error: '{output}' is being written by another run (process "
                               f"{first.pid}, lock file '{output / files.LOCK_NAME}'): wait for it to finish, or "
                               "choose another output folder.")
@@ -315,7 +315,7 @@ def test_two_converts_started_together_write_every_photo_once(tmp_path, many_pho
     runs = [run_convert("--folder", many_photos, "--output", output, "--image-size", 64, "--shards", 4)
             for _ in range(2)]
     outcomes = sorted((run.communicate(timeout=300)[1], run.returncode)[::-1] for run in runs)
-    assert [code for code, _ in outcomes] == [0, 2], outcomes
+    assert [code for code, _ in outcomes] == [0, 1], outcomes
     refusal = outcomes[1][1].strip()
     assert ("is being written by another run" in refusal  # the two overlapped: the claim refused one
             or "already holds 4 .tfrec file(s)" in refusal), refusal  # one ended before the other looked
@@ -352,7 +352,7 @@ def test_predict_names_each_unusable_file_and_goes_on(tmp_path, samples_dir):
     paths = [str(tmp_path / name) for name in ("pipe.jpg", "zero.jpg", "good.jpg", "loop.jpg", "huge.png", "tiny.png")]
     result = subprocess.run([sys.executable, "-m", "flowers_tl", "predict", str(model_path), *paths],
                             capture_output=True, text=True, timeout=180)
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     for name, reason in bad.items():
         assert f"flowers-tl predict: skipped: '{tmp_path / name}': {reason}" in result.stderr
     answers = [line.split(": ")[0] for line in result.stdout.splitlines() if line.endswith("%)")]

@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 import keras
 
+from .errors import first_line
 from .messages import say
 
 ONE_REPLICA = "Running on {kind} with 1 replica (Keras backend: {backend})"
@@ -147,8 +148,7 @@ def _detect_tensorflow() -> Accelerator:
             return Accelerator(kind="TPU", replicas=strategy.num_replicas_in_sync,
                                backend="tensorflow", strategy=strategy)
         except Exception as error:  # any failure: fall back, but say why
-            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            note = f"TPU not used ({type(error).__name__}: {first_line[:200]}); falling back."
+            note = f"TPU not used ({type(error).__name__}: {first_line(error, 200)}); falling back."
 
     if _tf_config_cluster_size() > 1:
         wait_for_workers()

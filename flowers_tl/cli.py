@@ -17,7 +17,9 @@ import sys
 import tempfile
 
 from . import __version__
-from .errors import ConfigError, FlowersTLError, OutputExistsError
+from .errors import ConfigError, FlowersTLError, OutputExistsError, first_line
+from .files import CannotWrite, write_text_atomically, written_atomically
+from .records import DEFAULT_IMAGE_SIZE
 
 RUNTIME_ERROR = 1  # the command ran and failed; argparse uses 2 for usage errors
 INTERRUPTED = 130
@@ -79,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model and save it with its metrics")
     _add_data_arguments(train)
     train.add_argument("--weights", help="'imagenet', a .h5 path or 'none' (default: $FLOWERS_TL_WEIGHTS or imagenet)")
-    train.add_argument("--image-size", type=int, default=192, help="square input size in pixels (default 192)")
+    train.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE,
+                       help=f"square input size in pixels (default {DEFAULT_IMAGE_SIZE})")
     train.add_argument("--epochs", type=int, default=10, help="passes over the training images (default 10)")
     train.add_argument("--batch-size", type=int, default=64, help="per replica (default 64)")
     train.add_argument("--head", choices=["flatten", "gap"], default="flatten",
@@ -131,8 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--folder", help="a folder with one sub-folder of photos per class")
     source.add_argument("--tf-flowers", action="store_true", help="tensorflow-datasets' tf_flowers")
     convert.add_argument("--output", required=True, help="folder for the .tfrec shards")
-    convert.add_argument("--image-size", type=int, default=192,
-                         help="square size of the pictures in the shards, in pixels (default 192)")
+    convert.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE,
+                         help=f"square size of the pictures in the shards, in pixels (default {DEFAULT_IMAGE_SIZE})")
     convert.add_argument("--shards", type=int, default=16, help="number of .tfrec files to write (default 16)")
     convert.add_argument("--seed", type=int, default=42,
                          help="seed of the shuffle that spreads the classes over the shards (default 42)")
@@ -185,7 +188,8 @@ def _train(args) -> int:
 def _check_training_arguments(args) -> None:
     """ConfigError naming the first bad `train` argument: checked before any file is written,
     so a refused command leaves nothing behind that would block the corrected one."""
-    from .model import MIN_IMAGE_SIZE, check_image_size
+    from .model import check_image_size
+    from .records import MIN_IMAGE_SIZE
 
     checks = [(args.epochs >= 1, f"epochs must be at least 1, got {args.epochs}"),
               (args.batch_size >= 1, f"batch size must be a positive integer, got {args.batch_size}"),
@@ -236,10 +240,8 @@ def _writing_into(output: str):
     --output; the half-written files of the run are removed (saves and text files are atomic)."""
     try:
         yield
-    except FlowersTLError:
-        raise
-    except OSError as error:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+    except (OSError, CannotWrite) as error:
+        first = error.reason if isinstance(error, CannotWrite) else first_line(error)
         backup = os.path.join(output, BACKUP_FOLDER)
         kept = _keep_usable_backup(backup)
         raise ConfigError(f"could not write the run into '{output}' ({first}); free some space or "
@@ -294,7 +296,8 @@ def _train_and_save(args, accelerator, split, classes, model_path) -> None:
         print(f"Head: validation accuracy {head_accuracy:.4f}. Fine-tuning from block {args.fine_tune_from}:",
               file=sys.stderr)
         result = _fine_tune(model, split, accelerator, args, result)
-    _save_model_atomically(model, model_path)
+    with written_atomically(model_path, suffix=".keras") as partial:  # never a half-saved model
+        model.save(partial)
     metrics = {
         "final_val_accuracy": result.final_val_accuracy,
         "best_val_accuracy": result.best_val_accuracy,
@@ -312,10 +315,11 @@ def _train_and_save(args, accelerator, split, classes, model_path) -> None:
         "seed": args.seed, "accelerator": accelerator.describe(),
     }
     metrics["classes"] = classes
-    _write_text(os.path.join(args.output, "metrics.json"), json.dumps(metrics, indent=2))
-    _write_text(os.path.join(args.output, "history.json"),
-                json.dumps({k: [float(v) for v in vs] for k, vs in result.history.items()}, indent=2))
-    _save_figure(plots.display_training_curves(result.history), os.path.join(args.output, "curves.png"))
+    write_text_atomically(os.path.join(args.output, "metrics.json"), json.dumps(metrics, indent=2))
+    write_text_atomically(os.path.join(args.output, "history.json"),
+                          json.dumps({k: [float(v) for v in vs] for k, vs in result.history.items()}, indent=2))
+    with written_atomically(os.path.join(args.output, "curves.png"), suffix=".png") as partial:
+        plots.display_training_curves(result.history).savefig(partial)
     shutil.rmtree(os.path.join(args.output, BACKUP_FOLDER), ignore_errors=True)  # done: nothing to resume
     print(f"Validation accuracy {result.final_val_accuracy:.4f} (best {result.best_val_accuracy:.4f}) "
           f"in {result.wall_time_s:.1f} s; model, metrics and curves in {args.output}/")
@@ -362,7 +366,7 @@ def _resume_callbacks(args, log_name: str = TRAINING_LOG, stage: str = "") -> li
             print(f"Resuming the interrupted run saved in {backup}/", file=sys.stderr)
     else:
         os.makedirs(backup, exist_ok=True)
-        _write_text(settings_path, json.dumps(settings))
+        write_text_atomically(settings_path, json.dumps(settings))
         for old_log in (TRAINING_LOG, FINE_TUNE_LOG):  # a fresh run starts fresh logs
             if os.path.exists(os.path.join(args.output, old_log)):
                 os.remove(os.path.join(args.output, old_log))
@@ -460,7 +464,7 @@ def _classifier_shape(model, path: str):
     that, with the course's five outputs, gets the course's CLASSES. A model whose input
     size is open (None) is given the data's default size, said in a note.
     """
-    from .data import CLASSES, DEFAULT_IMAGE_SIZE
+    from .records import CLASSES
     from .model import class_names_of
 
     inputs, outputs = getattr(model, "inputs", None) or [], getattr(model, "outputs", None) or []
@@ -482,7 +486,7 @@ def _classifier_shape(model, path: str):
                           f"answers cannot be named: a classifier of the course's {len(CLASSES)} classes "
                           f"has {len(CLASSES)} outputs, one probability per class (train one with "
                           "`flowers-tl train`)")
-    size = (shape[1] or DEFAULT_IMAGE_SIZE[0], shape[2] or DEFAULT_IMAGE_SIZE[1])
+    size = (shape[1] or DEFAULT_IMAGE_SIZE, shape[2] or DEFAULT_IMAGE_SIZE)
     if None in shape[1:3]:  # a note: stderr, so stdout keeps only the results
         print(f"Note: model '{path}' accepts any picture size; using {size[0]}x{size[1]}.", file=sys.stderr)
     return names, size
@@ -503,7 +507,7 @@ def _predict(args) -> int:
         try:
             pixels = _picture_for(path, height, width)
         except picture_errors as error:
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+            first = first_line(error)
             print(f"flowers-tl predict: skipped: {first if path in first else f'{path!r}: {first}'}",
                   file=sys.stderr)
             failures += 1
@@ -614,7 +618,7 @@ def _load_model(path: str):
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as error:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        first = first_line(error)
         raise ConfigError(f"'{path}' is not a Keras model saved by flowers-tl: {first}") from None
 
 
@@ -636,54 +640,6 @@ def _check_model_file(path: str) -> None:
         raise ConfigError(f"'{path}' is not a Keras model saved by flowers-tl: its {os.path.getsize(path)} "
                           "bytes are not a zip archive, as .keras files are, so it is truncated or not a "
                           "model; copy or save it again")
-
-
-def _save_model_atomically(model, path: str) -> None:
-    """Save next to `path`, then rename: an interrupted save never leaves a broken model.
-
-    The file gets the usual permissions (0666 less the umask, like the metrics beside it),
-    not mkstemp's private 0600.
-    """
-    folder = os.path.dirname(path) or "."
-    handle, partial = tempfile.mkstemp(prefix=".partial-", suffix=".keras", dir=folder)
-    os.close(handle)
-    try:
-        model.save(partial)
-        os.chmod(partial, 0o666 & ~_umask())
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
-
-
-def _umask() -> int:
-    """The process's umask (read by setting it and putting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _write_text(path: str, text: str) -> None:
-    """Write a text file atomically (write a temporary file, then rename; no partial file is left)."""
-    partial = f"{path}.partial"
-    try:
-        with open(partial, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
-
-
-def _save_figure(figure, path: str) -> None:
-    """Save a matplotlib figure atomically, like `_write_text`."""
-    partial = f"{path}.partial.png"
-    try:
-        figure.savefig(partial)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
 
 
 if __name__ == "__main__":

@@ -40,24 +40,20 @@ import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from . import online
-from .errors import ConfigError, DataError, OutputExistsError
+from .errors import ConfigError, DataError, OutputExistsError, first_line
 from .files import (FileProblem, OutputClaim, interrupt_on_signals, make_output_folder, publish,
                     reason_of, regular_file_problem, remove_stale_partials, write_text_atomically)
 from .messages import say
 from .pictures import (crop_fill, decode_picture, encode_jpeg, is_picture_name, read_picture_bytes,
                        small_picture_note, to_rgb)
 from .quiet import absl_warnings_off
-from .records import CLASSES, decode as decode_record, encode as encode_record
+from .records import CLASSES, DEFAULT_IMAGE_SIZE, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, encode as encode_record
 
-DEFAULT_IMAGE_SIZE = 192
 DEFAULT_SHARDS = 16
 DEFAULT_SEED = 42
-MIN_IMAGE_SIZE = 32
-MAX_IMAGE_SIZE = 1024  # 20 times the pixels of the course's 224: past that, memory, not accuracy, grows
 PARTIAL_SUFFIX = ".tfrec.tmp"
 JPEG_QUALITY = 90
 CACHE_ENV_VARIABLE = "FLOWERS_TL_CACHE"
-TF_FLOWERS_LABELS = ["dandelion", "daisy", "tulips", "sunflowers", "roses"]  # tfds' own order
 LOCAL_COPY_REMEDY = ("set FLOWERS_TL_DATA to a pattern of local shards (e.g. '/data/flowers/*.tfrec') and "
                      "FLOWERS_TL_WEIGHTS to a local MobileNetV2 no-top .h5 file, or make shards from a "
                      "photo folder with `flowers-tl convert --folder`.")
@@ -261,9 +257,8 @@ def convert_tf_flowers(output: str, image_size: int = DEFAULT_IMAGE_SIZE,
     except DataError:
         raise
     except Exception as error:  # missing package, broken download: one clear message
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise DataError(
-            f"could not load tensorflow-datasets' tf_flowers: {type(error).__name__}: {first}. "
+            f"could not load tensorflow-datasets' tf_flowers: {type(error).__name__}: {first_line(error, 200)}. "
             f"Remedies: {say(LOCAL_COPY_REMEDY)}") from None
     return convert_labeled_dataset(dataset, info.features["label"].names, output,
                                    image_size=image_size, shards=shards, seed=seed,
@@ -458,8 +453,7 @@ def _write_shard(partial: str, group: list, make_record: Callable, name_of: Call
                     records += 1
                 progress(sum(counts.values()) + len(skipped))
     except tf.errors.OpError as error:  # TensorFlow's own file errors (no space, no permission)
-        first = (error.message or type(error).__name__).splitlines()[0]
-        raise OSError(first.replace(f"{partial}; ", "")) from None  # TF puts the file name first
+        raise OSError(first_line(error).replace(f"{partial}; ", "")) from None  # TF puts the file name first
     return records
 
 
@@ -509,11 +503,3 @@ def _publish(output: str, written: List[Tuple[str, int]], overwrite: bool) -> Li
         publish(partial, path)
         final.append(path)
     return final
-
-
-def iter_records(shards: Iterable[str]):
-    """Parsed records of `shards` as dicts of numpy values (for checks and tests)."""
-    import tensorflow as tf
-
-    for record in tf.data.TFRecordDataset(list(shards)).as_numpy_iterator():
-        yield decode_record(record)

@@ -15,12 +15,13 @@ from typing import List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from .errors import DataError
+from .errors import DataError, first_line
+from . import records
 from .records import CLASSES, feature_spec
 
 DEFAULT_DATA_PATTERN = "gs://flowers-public/tfrecords-jpeg-192x192-2/*.tfrec"
 DATA_ENV_VARIABLE = "FLOWERS_TL_DATA"
-DEFAULT_IMAGE_SIZE = (192, 192)
+DEFAULT_IMAGE_SIZE = (records.DEFAULT_IMAGE_SIZE, records.DEFAULT_IMAGE_SIZE)
 DEFAULT_VALIDATION_SHARDS = 3
 SHUFFLE_BUFFER = 2048
 AUTOTUNE = tf.data.AUTOTUNE
@@ -58,7 +59,7 @@ def list_shards(pattern: Optional[str] = None) -> List[str]:
     try:
         shards = sorted(tf.io.gfile.glob(pattern))
     except tf.errors.OpError as error:
-        raise DataError(f"cannot list '{pattern}': {error.message.splitlines()[0]}. Check the "
+        raise DataError(f"cannot list '{pattern}': {first_line(error)}. Check the "
                         f"network and your access to it, or set {DATA_ENV_VARIABLE} to local "
                         "shards.") from None
     shards = [s for s in shards if not tf.io.gfile.isdir(s)]
@@ -102,7 +103,7 @@ def count_records(shard: str) -> int:
         return sum(1 for _ in tf.data.TFRecordDataset(shard))
     except tf.errors.OpError as error:
         raise DataError(f"shard '{shard}' is unreadable or corrupt: "
-                        f"{error.message.splitlines()[0]}") from None
+                        f"{first_line(error)}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,8 +213,7 @@ def _first_line(error) -> str:
     """The useful first line of a TensorFlow error, without its '{{function_node ...}}' prefix."""
     if isinstance(error, UnicodeDecodeError):  # TensorFlow's message quoted undecodable bytes
         return "it cannot be parsed as a tf.train.Example"
-    line = (error.message.strip().splitlines() or [type(error).__name__])[0]
-    line = line.replace("\\'", "'").replace('\\"', '"')
+    line = first_line(error, limit=None).replace("\\'", "'").replace('\\"', '"')
     line = re.sub(r"^\{\{[^}]*\}\}\s*|^Expected .* to be true\. Summarized data: b?", "", line)
     return re.sub(r"\s*\[Op:\w+\].*$", "", line).strip().strip('"').rstrip(".")[:300]
 

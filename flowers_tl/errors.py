@@ -24,3 +24,11 @@ class ConfigError(FlowersTLError, ValueError):
 
 class OutputExistsError(FlowersTLError, FileExistsError):
     """An output would overwrite an existing model without permission."""
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """The first line of an error's message (TensorFlow's `.message` when it has one), at most
+    `limit` characters, or the error's type name when the message is empty: what a one-line
+    message quotes of an error it cannot fix itself."""
+    text = getattr(error, "message", None) or str(error)
+    return (str(text).strip().splitlines() or [type(error).__name__])[0][:limit]

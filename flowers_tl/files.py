@@ -65,6 +65,15 @@ class FileProblem(DataError):
         self.reason = reason
 
 
+class CannotWrite(DataError):
+    """`written_atomically` could not write `path`; `reason` is the system's short reason."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(say(CANNOT_WRITE, path=path, reason=reason))
+        self.path = path
+        self.reason = reason
+
+
 def reason_of(error: OSError) -> str:
     """The short reason of an OSError ("No space left on device"), for messages."""
     if error.errno == errno.ELOOP:
@@ -87,7 +96,7 @@ def written_atomically(path: str, suffix: str = ".tmp") -> Iterator[str]:
     On success it is fsynced, made mode 0644 (umask applied) and renamed to `path`, so readers
     see the old file or the whole new one, never half of it. On any error or interruption the
     temporary file is removed and `path` is left as it was. OSErrors (a full disk, a read-only
-    folder) become a DataError naming `path`. `suffix` ends the temporary name: Keras'
+    folder) become `CannotWrite`, a DataError naming `path`. `suffix` ends the temporary name: Keras'
     model.save() needs `written_atomically("model.keras", suffix=".keras")`.
     """
     partial = partial_path(path, suffix)
@@ -95,7 +104,7 @@ def written_atomically(path: str, suffix: str = ".tmp") -> Iterator[str]:
         yield partial
         publish(partial, path)
     except OSError as error:
-        raise DataError(say(CANNOT_WRITE, path=path, reason=reason_of(error))) from None
+        raise CannotWrite(path, reason_of(error)) from None
     finally:
         with contextlib.suppress(OSError):
             os.remove(partial)

@@ -12,14 +12,13 @@ import keras
 
 from .accelerator import accelerator_scope
 from .data import CLASSES, image_size_pair
-from .errors import ConfigError, WeightsError
+from .errors import ConfigError, WeightsError, first_line
+from .records import DEFAULT_IMAGE_SIZE, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 
 WEIGHTS_ENV_VARIABLE = "FLOWERS_TL_WEIGHTS"
 HEADS = ("flatten", "gap")
-MIN_IMAGE_SIZE = 32
-# The largest square input `train` (and `convert`) accept: 5x the course's 192, far past what MobileNetV2
-# (trained at 224) gains from; at this size one photo's activations take about 0.4 GB while training.
-MAX_IMAGE_SIZE = 1024
+# MAX_IMAGE_SIZE (records.py) is the largest square input `train` and `convert` accept: at that size
+# one photo's activations take about 0.4 GB while MobileNetV2 trains.
 # Bytes one input pixel costs while MobileNetV2 trains (its widest activations, float32, with the
 # gradients Keras keeps alive), rounded up: the basis of `check_memory`'s estimate.
 TRAINING_BYTES_PER_PIXEL = 400
@@ -45,7 +44,7 @@ def resolve_weights(weights: Optional[str] = None) -> Optional[str]:
     return chosen
 
 
-def load_backbone(image_size=192, weights: Optional[str] = None) -> keras.Model:
+def load_backbone(image_size=DEFAULT_IMAGE_SIZE, weights: Optional[str] = None) -> keras.Model:
     """A frozen MobileNetV2 (alpha 1.0, no top) for `image_size` inputs scaled to [-1, 1]."""
     height, width = image_size_pair(image_size)
     if min(height, width) < MIN_IMAGE_SIZE:
@@ -112,15 +111,15 @@ def _available_memory() -> Optional[int]:
 
 
 def _weights_error(weights: Optional[str], error: Exception) -> WeightsError:
-    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+    first = first_line(error)
     if weights == "imagenet":
         return WeightsError(
             "could not download the ImageNet MobileNetV2 weights (are you offline?): "
-            f"{first_line}. Remedies: set {WEIGHTS_ENV_VARIABLE} (or pass weights=) to a local "
+            f"{first}. Remedies: set {WEIGHTS_ENV_VARIABLE} (or pass weights=) to a local "
             "'mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5', or copy Keras' "
             "weight files into ~/.keras/models/ (or $KERAS_HOME/models/).")
     return WeightsError(
-        f"weights file '{weights}' does not fit MobileNetV2 (alpha 1.0, no top): {first_line}. "
+        f"weights file '{weights}' does not fit MobileNetV2 (alpha 1.0, no top): {first}. "
         "Use the no-top MobileNetV2 1.0 weights (…_1.0_224_no_top.h5).")
 
 
@@ -194,7 +193,7 @@ def classification_head(head: str, num_classes: int, dropout: float = 0.0,
     return layers
 
 
-def build_model(image_size=192, num_classes: int = len(CLASSES), head: str = "flatten",
+def build_model(image_size=DEFAULT_IMAGE_SIZE, num_classes: int = len(CLASSES), head: str = "flatten",
                 weights: Optional[str] = None, dropout: float = 0.5,
                 feature_flip: bool = True, square_root: bool = False,
                 accelerator=None, class_names=None) -> keras.Sequential:

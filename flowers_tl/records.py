@@ -13,6 +13,11 @@ from typing import Dict, Iterable, Optional, Sequence
 
 CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 
+# The photos' side in pixels, written once for shards, models and the command line.
+DEFAULT_IMAGE_SIZE = 192  # the course's shards (gs://flowers-public/tfrecords-jpeg-192x192-2)
+MIN_IMAGE_SIZE = 32  # MobileNetV2's smallest input
+MAX_IMAGE_SIZE = 1024  # 20 times the pixels of ImageNet's 224: past it memory, not accuracy, grows
+
 # key: (value type, shape, default). Shape None: a list of any length; default None: required.
 SCHEMA = {
     "image": ("bytes", (), None),  # JPEG bytes

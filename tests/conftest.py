@@ -188,3 +188,16 @@ def jpeg_bytes(height=40, width=60, color=(200, 30, 60), mode="RGB"):
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG")
     return buffer.getvalue()
+
+
+TF_FLOWERS_LABELS = ["dandelion", "daisy", "tulips", "sunflowers", "roses"]  # tfds' own order of tf_flowers
+
+
+def iter_records(shards):
+    """Parsed records of `shards` as dicts of numpy values (`records.decode`), to check what was written."""
+    import tensorflow as tf
+
+    from flowers_tl.records import decode
+
+    for record in tf.data.TFRecordDataset(list(shards)).as_numpy_iterator():
+        yield decode(record)

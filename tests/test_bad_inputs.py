@@ -220,7 +220,7 @@ def test_predict_takes_every_picture_kind_and_names_the_bad_ones(tmp_path, sampl
         if usable:
             assert any(line.startswith(f"{path}: ") and "%" in line for line in result.stdout.splitlines()), name
         else:
-            assert f"flowers-tl predict: skipped: " in result.stderr and path in result.stderr, name
+            assert "flowers-tl predict: skipped: " in result.stderr and path in result.stderr, name
     assert "zero.jpg': empty (zero-byte) file" in result.stderr
     assert "missing.jpg': cannot be read: No such file" in result.stderr
     assert "truncated.jpg': truncated or corrupt picture" in result.stderr

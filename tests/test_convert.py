@@ -26,6 +26,8 @@ from flowers_tl.data import CLASSES
 from flowers_tl.errors import ConfigError, DataError, OutputExistsError
 from flowers_tl.pictures import crop_fill, to_rgb
 
+from conftest import TF_FLOWERS_LABELS, iter_records
+
 PER_CLASS = 4  # real photos per class in the test folder
 SIZE = 64
 
@@ -33,7 +35,7 @@ SIZE = 64
 def real_records(pattern, count, shard_index=0):
     """The first `count` records of one real shard, as dicts (image bytes, class, label...)."""
     shard = sorted(glob.glob(pattern))[shard_index]
-    return [record for _, record in zip(range(count), convert.iter_records([shard]))]
+    return [record for _, record in zip(range(count), iter_records([shard]))]
 
 
 def _save(picture, path, **options):
@@ -138,7 +140,7 @@ def test_shards_follow_the_course_schema_and_names(converted):
     total = 0
     for shard in report.shards:
         count = int(re.fullmatch(r"flowers\d\d-(\d+)\.tfrec", os.path.basename(shard)).group(1))
-        records = list(convert.iter_records([shard]))
+        records = list(iter_records([shard]))
         assert len(records) == count
         total += count
         for record in records:
@@ -150,7 +152,7 @@ def test_shards_follow_the_course_schema_and_names(converted):
             pixels = tf.io.decode_jpeg(record["image"]).numpy()
             assert pixels.shape == (SIZE, SIZE, 3)
     assert total == report.images
-    filenames = {r["filename"].decode() for r in convert.iter_records(report.shards)}
+    filenames = {r["filename"].decode() for r in iter_records(report.shards)}
     assert "roses/garden/2024/nested.jpg" in filenames
     assert "tulips/tulipe_été_花.jpg" in filenames
 
@@ -159,7 +161,7 @@ def test_converted_pictures_keep_their_content_and_class(photo_folder, converted
     """Each record's pixels match its source photo crop-filled, and its class is its folder's."""
     root, _ = photo_folder
     report, _ = converted
-    for record in convert.iter_records(report.shards):
+    for record in iter_records(report.shards):
         relative = record["filename"].decode()
         assert CLASSES[int(record["class"])] == relative.split("/")[0]
         source = os.path.join(str(root), relative)
@@ -174,7 +176,7 @@ def test_converted_pictures_keep_their_content_and_class(photo_folder, converted
 
 def test_transparent_and_cmyk_pictures_become_sensible_rgb(converted):
     report, _ = converted
-    by_name = {r["filename"].decode(): r for r in convert.iter_records(report.shards)}
+    by_name = {r["filename"].decode(): r for r in iter_records(report.shards)}
     transparent = tf.io.decode_jpeg(by_name["sunflowers/transparent.png"]["image"]).numpy()
     assert transparent[:2].mean() > 240  # fully transparent top rows -> white, not black
     cmyk = tf.io.decode_jpeg(by_name["roses/cmyk.jpg"]["image"]).numpy().astype(float)
@@ -199,7 +201,7 @@ def test_same_seed_same_shards_other_seed_other_order(photo_folder, tmp_path):
     other = convert.convert_folder(str(root), str(tmp_path / "c"), image_size=32, shards=2, seed=2)
 
     def order(report):
-        return [r["filename"] for r in convert.iter_records(report.shards)]
+        return [r["filename"] for r in iter_records(report.shards)]
 
     assert order(first) == order(again)
     assert order(first) != order(other)
@@ -251,7 +253,7 @@ def test_subset_of_course_flowers_keeps_course_numbers_custom_names_are_sorted(p
         (source / name).mkdir(parents=True)
         (source / name / "x.jpg").write_bytes(photo)
     report = convert.convert_folder(str(source), str(tmp_path / "a"), image_size=32, shards=1)
-    assert {int(r["class"]) for r in convert.iter_records(report.shards)} == {2, 4}
+    assert {int(r["class"]) for r in iter_records(report.shards)} == {2, 4}
     assert "no photos of ['daisy', 'dandelion', 'sunflowers']" in str(report)
 
     custom = tmp_path / "custom"
@@ -260,7 +262,7 @@ def test_subset_of_course_flowers_keeps_course_numbers_custom_names_are_sorted(p
         (custom / name / "x.jpg").write_bytes(photo)
     report = convert.convert_folder(str(custom), str(tmp_path / "b"), image_size=32, shards=1)
     assert report.classes == sorted(["pommes", "Äpfel", "cerises"])
-    labels = {r["label"].decode(): int(r["class"]) for r in convert.iter_records(report.shards)}
+    labels = {r["label"].decode(): int(r["class"]) for r in iter_records(report.shards)}
     assert labels == {name: index for index, name in enumerate(report.classes)}
     assert "build the model with num_classes=3" in str(report)
 
@@ -317,7 +319,7 @@ def test_killed_conversion_leaves_no_shard(photo_folder, tmp_path):
 
 def tfds_like_dataset(records, decoded=False):
     """A tf.data.Dataset shaped like tfds' tf_flowers: {"image", "label"} in tfds' label order."""
-    tfds_labels = [convert.TF_FLOWERS_LABELS.index(CLASSES[int(r["class"])]) for r in records]
+    tfds_labels = [TF_FLOWERS_LABELS.index(CLASSES[int(r["class"])]) for r in records]
     if decoded:
         images = [tf.io.decode_jpeg(r["image"]).numpy() for r in records]
         return tf.data.Dataset.from_generator(
@@ -333,7 +335,7 @@ def test_tf_flowers_labels_map_to_course_classes(real_data_pattern, tmp_path, de
     records = real_records(real_data_pattern, 40, shard_index=5)
     assert len({int(r["class"]) for r in records}) == 5
     dataset = tfds_like_dataset(records, decoded)
-    report = convert.convert_labeled_dataset(dataset, convert.TF_FLOWERS_LABELS, str(tmp_path),
+    report = convert.convert_labeled_dataset(dataset, TF_FLOWERS_LABELS, str(tmp_path),
                                              image_size=48, shards=4, seed=3, source="tf_flowers")
     assert report.classes == CLASSES
     expected = np.bincount([int(r["class"]) for r in records], minlength=5).tolist()
@@ -341,7 +343,7 @@ def test_tf_flowers_labels_map_to_course_classes(real_data_pattern, tmp_path, de
     # every output image is a real photo of the class the course gives it
     originals = [(tf.image.resize(tf.io.decode_jpeg(r["image"]), [48, 48], antialias=True).numpy(),
                   int(r["class"])) for r in records]
-    for record in convert.iter_records(report.shards):
+    for record in iter_records(report.shards):
         cls = int(record["class"])
         assert record["label"].decode() == CLASSES[cls]
         got = tf.io.decode_jpeg(record["image"]).numpy().astype(np.float32)
@@ -352,9 +354,9 @@ def test_tf_flowers_labels_map_to_course_classes(real_data_pattern, tmp_path, de
 def test_tf_flowers_unknown_label_and_bad_image_are_skipped(real_data_pattern, tmp_path):
     records = real_records(real_data_pattern, 6)
     images = [r["image"] for r in records] + [b"not a jpeg", records[0]["image"]]
-    labels = [convert.TF_FLOWERS_LABELS.index(CLASSES[int(r["class"])]) for r in records] + [0, 9]
+    labels = [TF_FLOWERS_LABELS.index(CLASSES[int(r["class"])]) for r in records] + [0, 9]
     dataset = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
-    report = convert.convert_labeled_dataset(dataset, convert.TF_FLOWERS_LABELS, str(tmp_path),
+    report = convert.convert_labeled_dataset(dataset, TF_FLOWERS_LABELS, str(tmp_path),
                                              image_size=32, shards=2, source="tf_flowers")
     assert report.images == 6
     assert report.skipped == [("tf_flowers record 6", "not a picture (unknown file format)"),
@@ -390,7 +392,7 @@ def test_unreachable_course_bucket_falls_back_to_cached_tf_flowers(real_data_pat
     cache = convert.tf_flowers_cache_dir()
     assert cache == os.path.join(str(tmp_path), "tf_flowers_192")
     records = real_records(real_data_pattern, 12)
-    convert.convert_labeled_dataset(tfds_like_dataset(records), convert.TF_FLOWERS_LABELS, cache,
+    convert.convert_labeled_dataset(tfds_like_dataset(records), TF_FLOWERS_LABELS, cache,
                                     image_size=192, shards=4, source="tf_flowers")
     # Without the "finished" marker the cache is not trusted: it is made again (which needs tfds).
     started = time.monotonic()

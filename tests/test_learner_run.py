@@ -9,7 +9,6 @@ Both languages: the Russian run chooses ftl.set_language("ru") as the Russian ed
 """
 
 import copy
-import os
 import pathlib
 
 import nbclient

@@ -5,9 +5,9 @@ import hashlib
 import json
 
 import numpy as np
-import pytest
+from conftest import iter_records
 
-from flowers_tl import cli, convert, data
+from flowers_tl import cli, data
 
 SMALL_RUN = ["--validation-shards", "1", "--image-size", "96", "--epochs", "3", "--batch-size", "32"]
 
@@ -39,7 +39,7 @@ def test_same_seed_same_metrics_other_seed_differs(real_data_pattern, tmp_path):
 def _content_keys(shards):
     """sha256 of each record's JPEG bytes, and each record's source_sha256 (the original file)."""
     images, sources = [], []
-    for record in convert.iter_records(shards):
+    for record in iter_records(shards):
         images.append(hashlib.sha256(record["image"]).hexdigest())
         sources.append(record["source_sha256"].decode())
     return images, sources

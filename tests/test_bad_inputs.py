@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from conftest import jpeg_bytes, write_shard
-from flowers_tl import cli, data, model as flowers_model, training
+from flowers_tl import cli, data, files, model as flowers_model, training
 from flowers_tl.errors import ConfigError, DataError, WeightsError
 
 
@@ -338,11 +338,13 @@ class FailsWhileSaving(keras.layers.Layer):
 def test_interrupted_save_keeps_the_old_model(tmp_path):
     path = str(tmp_path / "model.keras")
     good = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    cli._save_model_atomically(good, path)
+    with files.written_atomically(path, suffix=".keras") as partial:  # how `train` saves its model
+        good.save(partial)
     before = open(path, "rb").read()
     failing = keras.Sequential([keras.Input((4,)), FailsWhileSaving()])
-    with pytest.raises(OSError, match="disk full"):
-        cli._save_model_atomically(failing, path)
+    with pytest.raises(files.CannotWrite, match=r"model\.keras': disk full"):
+        with files.written_atomically(path, suffix=".keras") as partial:
+            failing.save(partial)
     assert open(path, "rb").read() == before
     assert os.listdir(tmp_path) == ["model.keras"]  # no partial file left behind
     keras.saving.load_model(path)

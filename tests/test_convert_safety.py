@@ -22,6 +22,7 @@ from PIL import Image
 from flowers_tl import convert, data, files
 from flowers_tl.errors import ConfigError, DataError, OutputExistsError
 
+from conftest import iter_records
 from test_pictures import exif_rotated_jpeg, png_of_30000_squared
 
 SIZE = 32
@@ -94,7 +95,7 @@ def test_pictures_reach_the_shards_as_a_viewer_shows_them(tmp_path, samples_dir)
     shutil.copy(root / "daisy" / "0.jpg", root / "roses" / "copy_of_daisy.jpg")  # same bytes
     Image.open(root / "daisy" / "1.jpg").save(root / "daisy" / "1_as.png")  # same pixels, other bytes
     report = convert.convert_folder(str(root), str(tmp_path / "out"), image_size=SIZE, shards=1)
-    records = {r["filename"].decode(): r for r in convert.iter_records(report.shards)}
+    records = {r["filename"].decode(): r for r in iter_records(report.shards)}
     upright = decoded(records["daisy/portrait.jpg"])
     assert upright[:12, :, 0].mean() > 200 and upright[-12:, :, 2].mean() > 200  # red on top, blue below
     deep = decoded(records["roses/deep.png"])

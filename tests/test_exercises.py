@@ -43,6 +43,7 @@ def transfer(include_top=False, trainable=False, rescale="minus1_1", pooling="fl
     return model
 
 
+@pytest.mark.usefixtures("real_data")  # the solutions load the real MobileNetV2 weights
 def test_transfer_solution_is_correct_with_the_real_weights():
     model = run_solution(ex.transfer_model)
     assert ex.transfer_model.evaluate(model) == ex.CORRECT.format(what=ex.transfer_model.what)
@@ -151,6 +152,7 @@ def notebook_shell():
     InteractiveShell.clear_instance()
 
 
+@pytest.mark.usefixtures("real_data")  # the solutions load the real MobileNetV2 weights
 def test_check_without_arguments_finds_the_variable_in_the_notebook(notebook_shell, capsys):
     accelerator = ftl.detect_accelerator(verbose=False)
     notebook_shell.user_ns.update(transfer_model=transfer(trainable=True), accelerator=accelerator,
@@ -166,6 +168,7 @@ def test_check_without_arguments_finds_the_variable_in_the_notebook(notebook_she
     assert capsys.readouterr().out.strip() == ex.WRONG_UNITS.format(units=3, classes=5)
 
 
+@pytest.mark.usefixtures("real_data")  # the solutions load the real MobileNetV2 weights
 def test_check_of_a_variable_the_notebook_lacks_says_which_cell_to_run(notebook_shell, capsys):
     from flowers_tl import learner_errors
 
@@ -197,6 +200,7 @@ def test_blank_lets_a_half_filled_cell_run_but_not_decide():
     assert repr(____) == "____"
 
 
+@pytest.mark.usefixtures("real_data")  # the solutions load the real MobileNetV2 weights
 def test_or_solution_replaces_only_a_blank(capsys):
     accelerator = ftl.detect_accelerator(verbose=False)
     model = ex.transfer_model.or_solution(____, accelerator, SIZE)
@@ -250,6 +254,7 @@ SCOPE_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.usefixtures("real_data")  # the solutions load the real MobileNetV2 weights
 def test_scope_check_with_a_real_mirrored_strategy_on_two_cpus():
     """Logical devices must be set before TensorFlow starts, hence a fresh interpreter."""
     result = subprocess.run([sys.executable, "-c", SCOPE_SCRIPT], capture_output=True, text=True,
@@ -261,6 +266,7 @@ def test_scope_check_with_a_real_mirrored_strategy_on_two_cpus():
     assert lines["BACKBONE_OUTSIDE"] == ex.NOT_IN_SCOPE.format(replicas=2)
 
 
+@pytest.mark.usefixtures("real_data")  # the solutions load the real MobileNetV2 weights
 def test_check_after_a_crashed_cell_says_not_finished_and_grades_nothing(capsys):
     """The notebook hook reports each cell run; a crashed attempt is never graded, even if the
     variable still holds an older (here: correct) model."""
@@ -294,6 +300,7 @@ def test_train_refuses_a_model_that_failed_its_check(real_data_pattern):
         ftl.train(one_hot, split, epochs=1)
 
 
+@pytest.mark.usefixtures("real_data")  # the solutions load the real MobileNetV2 weights
 def test_messages_in_russian(capsys):
     ftl.set_language("ru")
     try:

@@ -104,6 +104,19 @@ class NotFound(Exception):
         self.variable = variable
 
 
+def _finished_attempt(value, variable: str):
+    """For `or_solution`: the learner's `variable` (`value`, or the notebook's) when it is filled in
+    and its cell finished; else the blank `____`, after saying that the course's solution is used."""
+    try:
+        value = _argument(value, variable)
+    except NotFound:
+        value = ____
+    if not is_blank(value) and cell_finished(variable):
+        return value
+    print(say(USING_SOLUTION))
+    return ____
+
+
 def _argument(value, variable: str, default=MISSING):
     """`value` as given, or the notebook's `variable` when the caller gave none.
 
@@ -355,13 +368,9 @@ class ModelExercise(Exercise):
         """`model`, or while it is still a blank, missing or its cell crashed, the course's solution
         model (so the cells below run). In a notebook the arguments default to its variables
         (`self.variable`, `accelerator`, `IMAGE_SIZE`)."""
-        try:
-            model = _argument(model, self.variable)
-        except NotFound:
-            model = ____
-        if not is_blank(model) and cell_finished(self.variable):
+        model = _finished_attempt(model, self.variable)
+        if not is_blank(model):
             return model
-        print(say(USING_SOLUTION))
         return self.solution_model(_argument(accelerator, "accelerator"), _argument(image_size, "IMAGE_SIZE"))
 
     def solution_model(self, accelerator, image_size):
@@ -486,13 +495,9 @@ class FitExercise(Exercise):
         """`history`, or while it is a blank, missing or its cell crashed, the history of ftl.train on
         `model` (the same training, so the cells below run). In a notebook the arguments default to
         its variables (`history`, `model`, `split`, `accelerator`); `epochs` to the course's pace."""
-        try:
-            history = _argument(history, self.variable)
-        except NotFound:
-            history = ____
-        if not is_blank(history) and cell_finished(self.variable):
+        history = _finished_attempt(history, self.variable)
+        if not is_blank(history):
             return history
-        print(say(USING_SOLUTION))
         epochs = course_pace().baseline_epochs if epochs is None else epochs
         return _package().train(_argument(model, "model"), _argument(split, "split"), epochs=epochs,
                                 accelerator=_argument(accelerator, "accelerator", default=None), verbose=0)

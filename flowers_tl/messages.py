@@ -281,7 +281,11 @@ RUSSIAN = {
         "{variable}='{value}' — не число секунд больше 0 (по умолчанию {default}).",
     "stopped while waiting for the other workers named in TF_CONFIG":
         "остановлено во время ожидания остальных рабочих узлов из TF_CONFIG",
-    # issue 14: a new user's first hour (flowers_tl/convert.py: tf_flowers offline)
+    # issue 14: a new user's first hour (flowers_tl/sources.py and convert.py: the bucket, else tf_flowers)
+    ("Note: the course bucket {bucket} cannot be used ({reason}); using "
+     "tensorflow-datasets' tf_flowers instead, converted once to the same format."):
+        ("Примечание: бакет курса {bucket} недоступен ({reason}); вместо него используется tf_flowers "
+         "из tensorflow-datasets, один раз преобразованный в тот же формат."),
     ("set FLOWERS_TL_DATA to a pattern of local shards (e.g. '/data/flowers/*.tfrec') and "
      "FLOWERS_TL_WEIGHTS to a local MobileNetV2 no-top .h5 file, or make shards from a "
      "photo folder with `flowers-tl convert --folder`."):

@@ -12,6 +12,7 @@ from typing import List, Optional
 
 from . import convert, data, online
 from .errors import DataError
+from .messages import say
 
 BUCKET_UNUSABLE = ("Note: the course bucket {bucket} cannot be used ({reason}); using "
                    "tensorflow-datasets' tf_flowers instead, converted once to the same format.")
@@ -29,7 +30,7 @@ def find_shards(pattern: Optional[str] = None) -> List[str]:
             reason = str(error).split(". ")[0][:200]
     else:
         reason = "offline: no answer from storage.googleapis.com"
-    print(BUCKET_UNUSABLE.format(bucket=pattern, reason=reason), file=sys.stderr)
+    print(say(BUCKET_UNUSABLE, bucket=pattern, reason=reason), file=sys.stderr)
     return convert.tf_flowers_shards()
 
 

@@ -87,13 +87,13 @@ def run_one(config: Config, seed: int, quick: bool) -> dict:
     elif config.kind == "frozen":
         model = ftl.build_model(config.image_size, dropout=0.7, square_root=True)
         ftl.compile_model(model, learning_rate=1e-3)
-        result = ftl.train(model, split, epochs=epochs, batch_size=64, seed=seed, verbose=0)
+        result = ftl.train(model, split, epochs=epochs, batch_size=64, seed=seed, cosine_decay=True, verbose=0)
         row.update(score_with_flips(model, split))
     else:
         model = ftl.build_model(config.image_size, head="gap", dropout=0.2)
         ftl.compile_model(model, learning_rate=1e-3)
         head = ftl.train(model, split, epochs=2 if quick else HEAD_EPOCHS, batch_size=32, seed=seed,
-                         verbose=0)
+                         cosine_decay=True, verbose=0)
         result = ftl.fine_tune(model, split, from_block=config.cut_after_block + 1,
                                epochs=2 if quick else FINE_TUNE_EPOCHS, seed=seed, verbose=0)
         row.update(score_with_flips(model, split))

@@ -5,16 +5,15 @@ The notebooks import it as `import flowers_tl as ftl`. One module per concern:
 `frozen`, `training`, `plots`, `explain`, `exercises`, `pace` and `cli` (README: "How the
 package is laid out"); the names below are the ones the course uses.
 
-Importing the package is light: it sets TensorFlow's quiet defaults (`quiet`) and loads
-nothing heavy. Each name is imported from its module on first use (`ftl.train`,
-`ftl.data`...), so `flowers-tl --help` answers without TensorFlow or matplotlib.
+Importing the package changes nothing (no environment variable, warning filter, import hook
+or notebook handler) and loads nothing heavy: a notebook asks for its set-up in one visible
+call, `ftl.setup_notebook()`. Each name is imported from its module on first use
+(`ftl.train`, `ftl.data`...), so `flowers-tl --help` answers without TensorFlow or matplotlib.
 """
 
 import importlib
 
-from . import quiet as _quiet  # first: TensorFlow's start-up lines are silenced whenever it loads
 from .errors import ConfigError, DataError, FlowersTLError, OutputExistsError, WeightsError
-from .learner_errors import install_notebook_hooks as _install_notebook_hooks
 from .messages import set_language
 from .records import CLASSES
 
@@ -36,13 +35,11 @@ _NAMES = {  # name: the module that defines it, imported on first use
     "explain_predictions": "explain", "heatmap": "explain", "top_losses": "explain",
     "TrainingResult": "training", "evaluate": "training", "fine_tune": "training", "train": "training",
     "____": "exercises", "CoursePace": "pace", "course_pace": "pace",
+    "setup_notebook": "notebook_setup", "validation_accuracy": "scores", "class_name": "messages",
 }
 _MODULES = ("accelerator", "attempts", "cli", "convert", "data", "errors", "exercises", "explain", "files",
-            "fitting", "frozen", "learner_errors", "messages", "model", "multiworker", "online", "pace",
-            "pictures", "plots", "quiet", "records", "scores", "solutions", "sources", "training")
-
-
-_install_notebook_hooks()  # only in a notebook kernel (there it loads the checks, and TensorFlow)
+            "fitting", "frozen", "learner_errors", "messages", "model", "multiworker", "notebook_setup", "online",
+            "pace", "pictures", "plots", "quiet", "records", "scores", "solutions", "sources", "training")
 
 
 def __getattr__(name):

@@ -3,7 +3,7 @@
 The ground the checks (`exercises`) and the notebook's short error messages (`learner_errors`)
 both stand on:
 * `____`, the blank the playground leaves for the learner, and the errors a learner's cell can
-  raise because of the course (`BlankError`, `CheckFailedError`);
+  raise when used as a value (`BlankError`);
 * which exercise variables there are (`watch`) and whether the last cell that assigned each
   one finished (`record_cell_run`, called by learner_errors' notebook hook after every cell);
 * `notebook_variable`: a variable of the notebook's namespace (IPython's `user_ns`), so a
@@ -23,10 +23,6 @@ _finished_cells = {}  # exercise variable -> did the last notebook cell that ass
 
 class BlankError(FlowersTLError):
     """A `____` blank was used where a real value is needed."""
-
-
-class CheckFailedError(FlowersTLError):
-    """`ftl.train` was given a model whose exercise check failed (or a loss the course's labels cannot feed)."""
 
 
 class Blank:

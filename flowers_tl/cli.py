@@ -38,6 +38,10 @@ FINE_TUNE_SETTINGS = ("fine_tune_epochs", "fine_tune_rate")  # matter only when 
 
 def main(argv=None) -> int:
     """Entry point of the console script and of `python -m flowers_tl`."""
+    from .quiet import install_import_hook, set_defaults
+
+    set_defaults()  # TensorFlow's start-up lines, whichever command loads it first
+    install_import_hook()
     args = _parser().parse_args(argv)
     try:
         check_keras_backend()
@@ -288,7 +292,7 @@ def _train_and_save(args, accelerator, split, classes, model_path) -> None:
                                           class_names=classes)
         flowers_model.compile_model(model, accelerator=accelerator)
     result = training.train(model, split, epochs=args.epochs, batch_size=args.batch_size,
-                            accelerator=accelerator, seed=args.seed, fast=args.fast,
+                            accelerator=accelerator, seed=args.seed, fast=args.fast, cosine_decay=True,
                             callbacks=_resume_callbacks(args), verbose=2)
     result.history = _history_from_log(os.path.join(args.output, TRAINING_LOG))  # resumed runs too
     head_accuracy = result.final_val_accuracy

@@ -16,6 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from .errors import DataError, first_line
+from .messages import say_n
 from . import records
 from .records import CLASSES, feature_spec
 
@@ -26,6 +27,11 @@ DEFAULT_VALIDATION_SHARDS = 3
 SHUFFLE_BUFFER = 2048
 AUTOTUNE = tf.data.AUTOTUNE
 
+# How a split prints (DataSplit.__str__): the number agrees with "shard", in English and in Russian.
+SHARDS_OF_PHOTOS = {
+    "training": ("{shards} training shard ({images} photos)", "{shards} training shards ({images} photos)"),
+    "validation": ("{shards} validation shard ({images} photos)", "{shards} validation shards ({images} photos)"),
+}
 _FEATURES = feature_spec()  # the keys training reads; only image and class are required
 _SHARD_COUNT = re.compile(r"-(\d+)\.tfrec$")
 # The class names records are checked against while datasets are built (see `checking_classes`).
@@ -120,8 +126,9 @@ class DataSplit:
         return max(1, self.training_images // global_batch_size)
 
     def __str__(self) -> str:
-        return (f"{len(self.training_shards)} training shards ({self.training_images} images), "
-                f"{len(self.validation_shards)} validation shards ({self.validation_images} images)")
+        return ", ".join(say_n(*SHARDS_OF_PHOTOS[part], len(shards), shards=len(shards), images=images)
+                         for part, shards, images in (("training", self.training_shards, self.training_images),
+                                                      ("validation", self.validation_shards, self.validation_images)))
 
 
 def split_shards(pattern: Optional[str] = None,
@@ -356,18 +363,26 @@ def _pixels_as_float(image, label):
 def get_training_dataset(shards: Sequence[str], image_size=DEFAULT_IMAGE_SIZE,
                          batch_size: int = 64, seed: Optional[int] = None,
                          drop_remainder: bool = False,
-                         exclude_shards: Sequence[str] = (), flip: bool = False) -> tf.data.Dataset:
-    """Endless shuffled batches for `model.fit` (use `steps_per_epoch`).
+                         exclude_shards: Sequence[str] = (), flip: bool = False,
+                         images: Optional[int] = None, endless: bool = False) -> tf.data.Dataset:
+    """Shuffled batches of the training photos, one epoch long: `model.fit(dataset, epochs=...)`.
 
-    Decoded images are cached as uint8 after the first epoch (4x smaller than float32).
+    The dataset knows its length, `images // batch_size` batches (`images`: counted from the
+    shards unless given), so Keras ends every epoch by itself and `steps_per_epoch` is not needed.
+    Each pass (each epoch) draws full batches from a fresh shuffle of the photos, repeated as
+    needed. `endless=True` gives the unending stream instead, for a loop that counts its own steps.
+    Decoded images are cached as uint8 after the first pass (4x smaller than float32).
     Pass the validation shards as `exclude_shards` to drop duplicates of validation photos.
     `flip` mirrors each photo left-right at random, a flower seen in a mirror being a flower.
     """
+    images = count_images(shards) if images is None else images
     dataset = load_dataset(shards, image_size, ordered=seed is not None,
                            exclude_shards=exclude_shards)
     dataset = dataset.map(_pixels_as_uint8, num_parallel_calls=AUTOTUNE).cache()
     dataset = dataset.repeat().shuffle(SHUFFLE_BUFFER, seed=seed)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if not endless:
+        dataset = dataset.take(max(1, images // batch_size))  # one epoch: Keras knows where it ends
     dataset = dataset.map(_pixels_as_float, num_parallel_calls=AUTOTUNE)
     if flip:
         dataset = dataset.map(lambda images, labels: (tf.image.random_flip_left_right(images, seed=seed), labels),

@@ -4,46 +4,48 @@ Each WORK REQUIRED cell of the playground notebook has an object here, in the
 spirit of Kaggle's learntools:
 
     transfer_model = ____                                  # the learner's cell
-    ftl.exercises.transfer_model.check()                   # one targeted sentence
-    model = ftl.exercises.transfer_model.or_solution()     # the learner's model, or the course's
-    ftl.exercises.transfer_model.hint(1)                   # numbered hints: hint(1), hint(2)
-    ftl.exercises.transfer_model.solution()
+    ftl.exercises.transfer_model.check()                   # a coloured verdict: one targeted sentence
+    # ftl.exercises.transfer_model.hint(1)                 # numbered hints: hint(1), hint(2)
+    # ftl.exercises.transfer_model.solution()              # the course's answer
+    model = ftl.exercises.transfer_model.or_solution()     # in the cell that uses it
 
-In a notebook, `check()` and `or_solution()` find the exercise's variable (`transfer_model`)
-and `accelerator` in the notebook's namespace themselves; scripts and tests pass them as
-arguments (`check(model, accelerator)`). Each exercise has its own variable that `check()`
-only reads; `or_solution()` hands the course's solution to another name (`model`), so a
-second check never grades the solution. `check()` also knows whether the learner's cell
-(the last cell run that assigns the exercise's variable) finished: after an error it says
-NOT_FINISHED instead of grading an older object. A model whose check failed is refused by
-`ftl.train` (see `refuse_untrainable`), with the check's own sentence.
+`check()` judges the real object the learner made (the Keras model's layers, frozen weights,
+what its first layers do to pixels, its compile settings and the accelerator's scope; or the
+History of `model.fit`: its epochs, steps, metric names and which photos its validation
+accuracy was measured on) and shows one `Verdict`: green when right, red when not, with the
+first thing to fix. It only reads: running it, skipping it or running it twice changes nothing.
 
-`check()` inspects the real Keras model the learner built (layers, frozen weights, what the
-first layers do to pixels, compile settings, the accelerator's scope) and prints one
-sentence; the sentences are the English constants below, so tests can assert them, and
-flowers_tl/messages.py holds their Russian (`ftl.set_language("ru")`). The solutions are
-ordinary functions in `flowers_tl.solutions`, the single source of the solution notebook.
-The blank `____` and the record of which cells finished live in `flowers_tl.attempts`.
+`or_solution()` hands the work on to the cells below: the learner's object when it passes the
+check, else the course's own solution (built fresh), saying so in one line. So one mistake
+never breaks the cells after it, and the check's verdict and what is handed on always agree.
+
+In a notebook, both find the exercise's variable (`transfer_model`) and `accelerator` in the
+notebook's namespace; scripts and tests pass them as arguments (`check(model, accelerator)`).
+After an error in the learner's cell, they say NOT_FINISHED instead of grading an older
+object (`attempts.cell_finished`). The sentences are English constants, translated by
+`messages.say` (`ftl.set_language("ru")`). The solutions are ordinary functions in
+`flowers_tl.solutions`, the single source of the solution notebook.
 """
 
 import dataclasses
+import html
 import inspect
 import re
 import textwrap
-import weakref
 from typing import Callable, Optional, Tuple
 
 import numpy as np
 
 from . import solutions
-from .attempts import (MISSING, BlankError, CheckFailedError, ____, cell_finished, is_blank,  # noqa: F401
-                       notebook_namespace, notebook_variable, watch)  # ____ and the errors: ftl.exercises.*
+from .attempts import (MISSING, BlankError, ____, cell_finished, is_blank,  # noqa: F401
+                       notebook_namespace, notebook_variable, watch)  # ____ and BlankError: ftl.exercises.*
 from .data import CLASSES
-from .errors import ConfigError
-from .learner_errors import NOT_DEFINED, install_notebook_hooks
-from .messages import say, translate
+from .errors import ConfigError, FlowersTLError
+from .learner_errors import NOT_DEFINED
+from .messages import say, say_n, translate
 from .model import find_backbone
 from .pace import course_pace
+from .scores import ACCURACY_NAMES, accuracy_name
 
 # --- What check() says (one sentence each) ---------------------------------------------------
 CORRECT = "Correct: {what} is exactly what the course needs."
@@ -59,8 +61,13 @@ BACKBONE_TRAINABLE = ("The pretrained MobileNetV2 is still trainable: set "
 NOT_RESCALED = ("The model does not turn pixels [0, 255] into [-1, 1] before MobileNetV2 "
                 "(0 became {low:.3g} and 255 became {high:.3g}): add "
                 "keras.layers.Rescaling(1 / 127.5, offset=-1) before pretrained_model.")
+RAW_PIXELS = ("The Dense layer gets raw pixels (255 stays {high:.3g}): add keras.layers.Rescaling(1 / 255) "
+              "after the Input, so that the loss starts near 1.6 instead of in the thousands.")
 MISSING_FLATTEN = ("The output has shape {shape}, not one row of class probabilities per image: "
-                   "put a keras.layers.Flatten() (or a GlobalAveragePooling2D) before the Dense layer.")
+                   "put a keras.layers.Flatten() before the Dense layer.")
+NOT_THE_FLATTEN_HEAD = ("After MobileNetV2 this exercise's head is keras.layers.Flatten() then the Dense layer, "
+                        "and nothing else (yours: {layers}). Other heads come in \"Go further\", which compares "
+                        "them with this one.")
 LAST_NOT_DENSE = "The last layer is a {kind}: end the model with keras.layers.Dense(len(CLASSES), activation='softmax')."
 WRONG_UNITS = ("The last Dense layer has {units} units, but there are {classes} classes: "
                "use keras.layers.Dense({classes}, ...) so there is one probability per class.")
@@ -74,47 +81,80 @@ WRONG_LOSS = "The loss '{loss}' is not a classification loss: use loss='sparse_c
 LOSS_FROM_LOGITS = ("The loss uses from_logits=True, but the last layer already applies softmax: "
                     "use loss='sparse_categorical_crossentropy' (from_logits=False).")
 NO_ACCURACY = "The model has no accuracy metric: compile it with metrics=['accuracy'] to see how often it is right."
-USING_SOLUTION = ("Using the course's solution for now, so that the next cells run; "
-                  "finish the exercise to train your own model.")
-REFUSED_BY_CHECK = ("This model failed its check, so it is not trained: {problem} (To train it anyway: "
-                    "ftl.train(..., ignore_check=True).)")
+NOT_IN_SCOPE = ("The model was not built inside the accelerator's scope, so it would not train on all "
+                "{replicas} replicas: create pretrained_model and the Sequential model in `with accelerator.scope():`.")
 NOT_A_HISTORY = ("`{variable}` should be what model.fit returns (a keras.callbacks.History), but it is a {kind}: "
                  "write {variable} = model.fit(...).")
-WRONG_EPOCHS = ("The model trained for {trained} epoch(s), not {epochs}: pass epochs=PACE.baseline_epochs "
-                "to model.fit.")
-WRONG_STEPS = ("An epoch had {steps} steps: the training dataset repeats forever, so pass "
-               "steps_per_epoch=steps_per_epoch to model.fit.")
-NO_VALIDATION = ("No validation accuracy in the history: pass validation_data=validation_dataset to model.fit, "
-                 "to see how the model does on photos it never trains on.")
+FIT_MODEL_PROBLEM = "The model that made this history was compiled wrongly, so fix its cell first: {problem}"
+WRONG_STEPS = ("An epoch had {steps} step, but the training photos make {batches} batches: leave steps_per_epoch out, "
+               "the training dataset knows where an epoch ends.",
+               "An epoch had {steps} steps, but the training photos make {batches} batches: leave steps_per_epoch out, "
+               "the training dataset knows where an epoch ends.")
+NO_VALIDATION = ("No validation accuracy in the history: pass validation_data=validation_dataset to model.fit, to see how "
+                 "the model does on photos it never trains on.")
+VALIDATED_ON_OTHER_PHOTOS = ("The history's validation accuracy ({logged:.3f}) is not the model's accuracy on "
+                             "validation_dataset ({real:.3f}): it was measured on other photos. Pass "
+                             "validation_data=validation_dataset, the photos the model never trains on, and no "
+                             "validation_steps.")
+# A sentence with a number that agrees with it: (singular, plural), shown by messages.say_n.
+WRONG_EPOCHS = ("The model trained for {trained} epoch, not {epochs}: pass epochs=PACE.baseline_epochs to model.fit.",
+                "The model trained for {trained} epochs, not {epochs}: pass epochs=PACE.baseline_epochs to model.fit.")
 HINT = "Hint {number} of {count}: {hint}"
 NO_SUCH_HINT = "There are {count} hints: hint(1) to hint({count}); solution() shows the answer."
 SOLUTION = "Solution:\n{code}"
-NOT_IN_SCOPE = ("The model was not built inside the accelerator's scope, so it would not train on all "
-                "{replicas} replicas: create pretrained_model and the Sequential model in `with accelerator.scope():`.")
+
+# --- What or_solution() says when it hands on the course's work -------------------------------
+USING_COURSE_MODEL = ("Using the course's model from here on, so that every cell below runs ({why}). Fix your cell "
+                      "and run it again to use your own.")
+USING_COURSE_TRAINING = ("Using the course's first model, trained by ftl.train, from here on, so that every cell "
+                         "below runs ({why}). Fix your cell and run it again to use your own.")
+WHY_NOT_ATTEMPTED = "yours is not filled in yet"
+WHY_NOT_FINISHED = "your cell did not finish"
+WHY_INCORRECT = "yours did not pass its check"
+
+# Colours of the verdicts in a notebook (as Kaggle's learntools): the plain text stays as it is.
+COLORS = {True: "#33cc33", False: "#cc3333", None: "#ccaa33", "hint": "#3366cc"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """What a check found, and the one sentence that says it.
+
+    `ok`: True (right), False (wrong), None (nothing to grade yet: not attempted, not run, crashed).
+    In a notebook it shows green, red or amber (`_repr_mimebundle_`); its plain text is the sentence.
+    """
+
+    ok: Optional[bool]
+    message: str
+    color_key: object = None  # COLORS key when it is not `ok` (a hint)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        color = COLORS[self.color_key if self.color_key is not None else self.ok]
+        text = html.escape(self.message).replace("\n", "<br>")
+        return {"text/plain": self.message, "text/html": f'<span style="color:{color}">{text}</span>'}
+
+    def show(self) -> None:
+        """Display it: coloured in a notebook, the plain sentence elsewhere."""
+        if notebook_namespace() is None:
+            print(self.message)
+        else:
+            from IPython.display import display
+
+            display(self)
 
 
 FROM_NOTEBOOK = object()  # a check's default argument: read the variable from the notebook
 
 
-class NotFound(Exception):
-    """A variable a check reads is not in the notebook yet (its sentence is NOT_DEFINED)."""
+class NotFound(FlowersTLError, NameError):
+    """A variable a check reads is not in the notebook yet; its message is NOT_DEFINED, translated."""
 
     def __init__(self, variable: str) -> None:
-        super().__init__(variable)
+        super().__init__(say(NOT_DEFINED, variable=variable))
         self.variable = variable
-
-
-def _finished_attempt(value, variable: str):
-    """For `or_solution`: the learner's `variable` (`value`, or the notebook's) when it is filled in
-    and its cell finished; else the blank `____`, after saying that the course's solution is used."""
-    try:
-        value = _argument(value, variable)
-    except NotFound:
-        value = ____
-    if not is_blank(value) and cell_finished(variable):
-        return value
-    print(say(USING_SOLUTION))
-    return ____
 
 
 def _argument(value, variable: str, default=MISSING):
@@ -131,6 +171,13 @@ def _argument(value, variable: str, default=MISSING):
     if found is MISSING and default is MISSING:
         raise NotFound(variable)
     return default if found is MISSING else found
+
+
+def _why_not(verdict: Verdict) -> str:
+    """The short reason or_solution() gives for handing on the course's work instead."""
+    if verdict.ok is False:
+        return say(WHY_INCORRECT)
+    return say(WHY_NOT_FINISHED) if verdict.message == say(NOT_FINISHED) else say(WHY_NOT_ATTEMPTED)
 
 
 # --- Inspecting a model ----------------------------------------------------------------------
@@ -162,7 +209,7 @@ def _metric_names(metrics) -> list:
     return names
 
 
-ACCURACY_NAMES = {"accuracy", "acc", "sparsecategoricalaccuracy"}
+ACCURACY_METRICS = {_name(name) for name in ACCURACY_NAMES}  # the spellings compile accepts for accuracy
 SPARSE_LOSS = "sparsecategoricalcrossentropy"
 ONE_HOT_LOSSES = {"categoricalcrossentropy", "categoricalfocalcrossentropy"}
 CLASSIFICATION_LOSSES = {SPARSE_LOSS} | ONE_HOT_LOSSES
@@ -185,7 +232,7 @@ def _pixel_range_after(layers, input_shape):
 
 
 def _head_problem(model, classes: int) -> Optional[str]:
-    """Flatten/pooling before the last Dense, its units and activation."""
+    """Flatten before the last Dense, its units and activation."""
     import keras
 
     if len(model.output_shape) != 2:
@@ -201,6 +248,27 @@ def _head_problem(model, classes: int) -> Optional[str]:
     return None
 
 
+def _flatten_head_problem(model, backbone) -> Optional[str]:
+    """The transfer exercise's head is exactly Flatten then Dense, so "Go further" compares like with like."""
+    import keras
+
+    head = model.layers[model.layers.index(backbone) + 1:]
+    kinds = [type(layer) for layer in head]
+    if kinds != [keras.layers.Flatten, type(model.layers[-1])]:
+        return say(NOT_THE_FLATTEN_HEAD, layers=", ".join(type(layer).__name__ for layer in head))
+    return None
+
+
+def _scaling_problem(model) -> Optional[str]:
+    """The first model's Dense layer should see pixels scaled to about [0, 1] (or [-1, 1]), not [0, 255]."""
+    import keras
+
+    first_dense = next((index for index, layer in enumerate(model.layers)
+                        if isinstance(layer, (keras.layers.Flatten, keras.layers.Dense))), 0)
+    low, high = _pixel_range_after(model.layers[:first_dense], model.input_shape)
+    return say(RAW_PIXELS, high=high) if max(abs(low), abs(high)) > 2 else None
+
+
 def _compile_problem(model) -> Optional[str]:
     """Compiled at all, a loss for integer labels, an accuracy metric."""
     if not getattr(model, "compiled", False) or getattr(model, "optimizer", None) is None:
@@ -213,7 +281,7 @@ def _compile_problem(model) -> Optional[str]:
         return say(WRONG_LOSS, loss=loss_label(config.get("loss")))
     if _from_logits(config.get("loss")):
         return say(LOSS_FROM_LOGITS)
-    if not ACCURACY_NAMES & set(_metric_names(config.get("metrics"))):
+    if not ACCURACY_METRICS & set(_metric_names(config.get("metrics"))):
         return say(NO_ACCURACY)
     return None
 
@@ -245,37 +313,19 @@ def _tf_variables(model):
 
 # --- Exercises -------------------------------------------------------------------------------
 
-_failed_checks = weakref.WeakKeyDictionary()  # model -> the sentence of its failed check
-
-
-def refuse_untrainable(model) -> None:
-    """Raise CheckFailedError for a model whose last check failed, or compiled for one-hot labels.
-
-    The course's datasets give integer labels, so a one-hot loss can only end in Keras' long
-    shape error; and a model that failed its check would train slowly or to a poor accuracy.
-    """
-    problem = _failed_checks.get(model)
-    if problem is None and getattr(model, "compiled", False):
-        loss = (model.get_compile_config() or {}).get("loss")
-        if _name(loss) in ONE_HOT_LOSSES:
-            problem = say(LOSS_NOT_SPARSE, loss=loss_label(loss))
-    if problem is not None:
-        raise CheckFailedError(say(REFUSED_BY_CHECK, problem=problem))
-
-
 @dataclasses.dataclass
 class Exercise:
-    """What every WORK REQUIRED cell has: its code, its hint and the variable its check reads.
+    """What every WORK REQUIRED cell has: its code, its hints and the variable its check reads.
 
     Attributes:
         name: the attribute name in this module (used in the check call).
         variable: the notebook variable the learner's cell assigns and check() reads.
-        what: what the learner builds, for the "Correct" sentence (English; translated when printed).
+        what: what the learner builds, for the "Correct" sentence (English; translated when shown).
         stub: the playground's code, with `____` blanks.
         solve: the course's solution, a function of `flowers_tl.solutions` (its body is the
             solution notebook's cell).
         hints: nudges that each give a little more away, still less than the solution
-            (English; translated when printed).
+            (English; translated when shown).
     """
 
     name: str
@@ -294,38 +344,60 @@ class Exercise:
         return solutions.cell_code(self.solve)
 
     def hint(self, number: int = 1) -> None:
-        """Print hint `number` (1, 2, ...): each gives a little more away."""
+        """Show hint `number` (1, 2, ...): each gives a little more away."""
         if not 1 <= number <= len(self.hints):
-            print(say(NO_SUCH_HINT, count=len(self.hints)))
+            Verdict(None, say(NO_SUCH_HINT, count=len(self.hints)), "hint").show()
             return
-        print(say(HINT, number=number, count=len(self.hints), hint=translate(self.hints[number - 1])))
+        Verdict(None, say(HINT, number=number, count=len(self.hints), hint=translate(self.hints[number - 1])),
+                "hint").show()
 
     def solution(self) -> None:
         """Print the course's solution."""
         print(say(SOLUTION, code=comments_translated(self.solution_code)))
+
+    def check_call(self) -> str:
+        """The code of the check cell that follows the exercise's cell: the check, then how to get help."""
+        return (f"ftl.exercises.{self.name}.check()\n"
+                f"# ftl.exercises.{self.name}.hint(1)  # stuck? hint(2) gives more away\n"
+                f"# ftl.exercises.{self.name}.solution()  # the course's answer")
+
+    def _correct(self) -> Verdict:
+        return Verdict(True, say(CORRECT, what=translate(self.what)))
+
+    def _attempt(self, value, variable: str):
+        """The learner's object, or a Verdict when there is nothing to grade yet (missing, crashed)."""
+        try:
+            value = _argument(value, variable)
+        except NotFound as missing:
+            return Verdict(None, say(NOT_DEFINED, variable=missing.variable))
+        if not cell_finished(variable):
+            return Verdict(None, say(NOT_FINISHED))
+        return value
 
 
 @dataclasses.dataclass
 class ModelExercise(Exercise):
     """One WORK REQUIRED cell that builds and compiles a model in its own variable.
 
-    `needs_backbone`: the model must contain the frozen pretrained MobileNetV2.
+    `needs_backbone`: the model must contain the frozen pretrained MobileNetV2, with the
+    Flatten head; without it, the first model, whose Dense layer must see scaled pixels.
     """
 
     needs_backbone: bool
 
-    def evaluate(self, model, accelerator=None, classes: int = len(CLASSES)) -> str:
-        """The one sentence `check()` prints (one of this module's message constants, translated)."""
+    def evaluate(self, model, accelerator=None, classes: int = len(CLASSES)) -> Verdict:
+        """The verdict on `model` (one of this module's message constants, translated)."""
         import keras
 
         if is_blank(model):
-            return say(NOT_ATTEMPTED)
+            return Verdict(None, say(NOT_ATTEMPTED))
         if not isinstance(model, keras.Model):
-            return say(NOT_A_MODEL, variable=self.variable, kind=type(model).__name__)
-        problem = (self._backbone_problem(model) if self.needs_backbone else None) \
-            or _head_problem(model, classes) or _compile_problem(model) \
-            or _scope_problem(model, accelerator)
-        return problem or say(CORRECT, what=translate(self.what))
+            return Verdict(False, say(NOT_A_MODEL, variable=self.variable, kind=type(model).__name__))
+        problem = (self._backbone_problem(model) if self.needs_backbone else _scaling_problem(model)) \
+            or _head_problem(model, classes) \
+            or (_flatten_head_problem(model, find_backbone(model)) if self.needs_backbone else None) \
+            or _compile_problem(model) or _scope_problem(model, accelerator)
+        return Verdict(False, problem) if problem else self._correct()
 
     def _backbone_problem(self, model) -> Optional[str]:
         try:
@@ -342,36 +414,31 @@ class ModelExercise(Exercise):
             return say(NOT_RESCALED, low=low, high=high)
         return None
 
-    def check(self, model=FROM_NOTEBOOK, accelerator=FROM_NOTEBOOK) -> None:
-        """Print whether the learner's model is right, and if not, the first thing to fix.
+    def verdict(self, model=FROM_NOTEBOOK, accelerator=FROM_NOTEBOOK) -> Verdict:
+        """The verdict on the learner's model; in a notebook, the notebook's `self.variable` and `accelerator`.
 
-        In a notebook, the model is the notebook's variable (`self.variable`) and the accelerator
-        its `accelerator`, unless given. When the learner's cell crashed in its last run, print
-        NOT_FINISHED: the object in the variable is then an older attempt (or the blank), not
-        what the cell meant to build.
+        NOT_FINISHED when the learner's cell crashed in its last run: the object in the variable is
+        then an older attempt (or the blank), not what the cell meant to build.
         """
-        try:
-            model = _argument(model, self.variable)
-            accelerator = _argument(accelerator, "accelerator", default=None)
-        except NotFound as missing:
-            print(say(NOT_DEFINED, variable=missing.variable))
-            return
-        if not cell_finished(self.variable):
-            print(say(NOT_FINISHED))
-            return
-        sentence = self.evaluate(model, accelerator)
-        if not is_blank(model) and sentence != say(CORRECT, what=translate(self.what)):
-            _remember_failure(model, sentence)
-        print(sentence)
+        model = self._attempt(model, self.variable)
+        if isinstance(model, Verdict):
+            return model
+        return self.evaluate(model, _argument(accelerator, "accelerator", default=None))
+
+    def check(self, model=FROM_NOTEBOOK, accelerator=FROM_NOTEBOOK) -> None:
+        """Show whether the learner's model is right, and if not, the first thing to fix (it only reads)."""
+        self.verdict(model, accelerator).show()
 
     def or_solution(self, model=FROM_NOTEBOOK, accelerator=FROM_NOTEBOOK, image_size=FROM_NOTEBOOK):
-        """`model`, or while it is still a blank, missing or its cell crashed, the course's solution
-        model (so the cells below run). In a notebook the arguments default to its variables
+        """The learner's model when it passes the check; else, saying so, the course's solution model,
+        built fresh (so every cell below runs). In a notebook the arguments default to its variables
         (`self.variable`, `accelerator`, `IMAGE_SIZE`)."""
-        model = _finished_attempt(model, self.variable)
-        if not is_blank(model):
-            return model
-        return self.solution_model(_argument(accelerator, "accelerator"), _argument(image_size, "IMAGE_SIZE"))
+        verdict = self.verdict(model, accelerator)
+        if verdict.ok:
+            return _argument(model, self.variable)
+        Verdict(None, say(USING_COURSE_MODEL, why=_why_not(verdict))).show()
+        return self.solution_model(_argument(accelerator, "accelerator", default=None),
+                                   _argument(image_size, "IMAGE_SIZE"))
 
     def solution_model(self, accelerator, image_size):
         """The course's solution model, built by the function whose body solution() shows.
@@ -380,27 +447,16 @@ class ModelExercise(Exercise):
         """
         import keras
 
-        notebook = {"keras": keras, "ftl": _package(), "accelerator": accelerator,
+        from .accelerator import detect_accelerator
+
+        notebook = {"keras": keras, "ftl": _package(), "accelerator": accelerator or detect_accelerator(verbose=False),
                     "IMAGE_SIZE": list(image_size), "CLASSES": CLASSES}
         return self.solve(**{name: notebook[name] for name in inspect.signature(self.solve).parameters})
-
-    def check_call(self) -> str:
-        """The code of the check cell that follows the exercise's cell."""
-        return (f"ftl.exercises.{self.name}.check()\n"
-                f"model = ftl.exercises.{self.name}.or_solution()")
 
 
 def comments_translated(code: str) -> str:
     """`code` with each end-of-line comment in the chosen language (the code itself unchanged)."""
     return re.sub(r"(?<=  # )(.+)$", lambda comment: translate(comment.group(1)), code, flags=re.MULTILINE)
-
-
-def _remember_failure(model, sentence: str) -> None:
-    """Keep the sentence of a failed check, so that ftl.train can refuse that model with it."""
-    try:
-        _failed_checks[model] = sentence
-    except TypeError:  # an object that cannot be weakly referenced is no Keras model to train
-        pass
 
 
 def _package():
@@ -413,17 +469,20 @@ def _package():
 baseline_model = ModelExercise(
     name="baseline_model",
     variable="first_model",
-    what="a single Dense softmax layer on the flattened pixels",
+    what="a single Dense softmax layer on the rescaled, flattened pixels",
     stub=textwrap.dedent("""\
         with accelerator.scope():
-            first_model = ____  # keras.Sequential: an Input of [*IMAGE_SIZE, 3] pixels, a layer that
-                                # flattens them into one vector, a Dense layer with one softmax unit per class
+            first_model = ____  # keras.Sequential: an Input of [*IMAGE_SIZE, 3] pixels, a layer that rescales
+                                # them from [0, 255] to [0, 1], a layer that flattens them into one vector,
+                                # and a Dense layer with one softmax unit per class
             first_model.compile(optimizer=____, loss=____, metrics=[____])  # integer labels: which loss?
         """),
     solve=solutions.baseline_model,
-    hints=("keras.layers.Flatten() turns a [192, 192, 3] image into one vector; "
+    hints=("keras.Input(shape=[*IMAGE_SIZE, 3]) takes the photos; keras.layers.Rescaling(1 / 255) turns pixels "
+           "[0, 255] into [0, 1]; keras.layers.Flatten() turns each image into one vector; "
            "keras.layers.Dense(len(CLASSES), activation='softmax') gives one probability per class.",
-           "The labels are integers 0..4, so the loss is the *sparse* categorical cross-entropy."),
+           "The labels are integers 0..4, so the loss is the sparse categorical cross-entropy: "
+           "loss='sparse_categorical_crossentropy', with optimizer='adam' and metrics=['accuracy']."),
     needs_backbone=False)
 
 transfer_model = ModelExercise(
@@ -432,8 +491,8 @@ transfer_model = ModelExercise(
     what="a frozen MobileNetV2 with a Flatten and Dense softmax head, compiled for integer labels",
     stub=textwrap.dedent("""\
         with accelerator.scope():
-            pretrained_model = ____  # keras.applications.MobileNetV2 for [*IMAGE_SIZE, 3] inputs, without its
-                                     # ImageNet classifier on top, weights=ftl.resolve_weights()
+            pretrained_model = ____  # keras.applications.MobileNetV2 with input_shape=[*IMAGE_SIZE, 3], without
+                                     # its ImageNet classifier on top, weights=ftl.resolve_weights()
             pretrained_model.trainable = ____  # should training change the ImageNet weights?
             transfer_model = ____  # keras.Sequential: Input, pixels [0, 255] -> [-1, 1], pretrained_model,
                                    # Flatten, a Dense layer with one softmax unit per class
@@ -451,80 +510,92 @@ transfer_model = ModelExercise(
 class FitExercise(Exercise):
     """The WORK REQUIRED cell where the learner trains the first model with `model.fit` themselves.
 
-    check() reads the History that `model.fit` returned: the number of epochs, the steps per epoch
-    (the training dataset repeats forever, so steps_per_epoch says where an epoch ends) and a
-    validation accuracy (validation_data was given).
+    check() reads the History that `model.fit` returned and the model it trained: how that model
+    was compiled, the steps of an epoch (the training dataset's batches unless steps_per_epoch
+    said otherwise), the epochs, the metric names, and whether the validation accuracy it logged
+    is the model's accuracy on `validation_dataset` (and not on other photos).
     """
 
-    def evaluate(self, history, epochs: int, steps_per_epoch: int) -> str:
-        """The one sentence `check()` prints (one of this module's message constants, translated)."""
+    def evaluate(self, history, epochs: int, batches: Optional[int], validation_dataset=None) -> Verdict:
+        """The verdict on `history` (one of this module's message constants, translated).
+
+        `batches`: the batches of one pass over the training dataset (None: not checked);
+        `validation_dataset`: where the validation accuracy must have been measured (None: not checked).
+        """
         import keras
 
         if is_blank(history):
-            return say(NOT_ATTEMPTED)
+            return Verdict(None, say(NOT_ATTEMPTED))
         if not isinstance(history, keras.callbacks.History):
-            return say(NOT_A_HISTORY, variable=self.variable, kind=type(history).__name__)
+            return Verdict(False, say(NOT_A_HISTORY, variable=self.variable, kind=type(history).__name__))
+        model = getattr(history, "model", None)
+        problem = _compile_problem(model) if model is not None else None
+        if problem:
+            return Verdict(False, say(FIT_MODEL_PROBLEM, problem=problem))
+        steps = history.params.get("steps")
+        if batches is not None and steps != batches:
+            return Verdict(False, say_n(*WRONG_STEPS, steps, steps=steps, batches=batches))
         if len(history.epoch) != epochs:
-            return say(WRONG_EPOCHS, trained=len(history.epoch), epochs=epochs)
-        if history.params.get("steps") != steps_per_epoch:
-            return say(WRONG_STEPS, steps=history.params.get("steps"))
-        if "val_accuracy" not in history.history:
-            return say(NO_VALIDATION)
-        return say(CORRECT, what=translate(self.what))
-
-    def check(self, history=FROM_NOTEBOOK, epochs: Optional[int] = None, steps_per_epoch=FROM_NOTEBOOK) -> None:
-        """Print whether `history` comes from the right model.fit call, and if not, what to change.
-
-        In a notebook, `history` and `steps_per_epoch` are the notebook's variables unless given;
-        `epochs` defaults to the course's pace (`PACE.baseline_epochs`).
-        """
+            return Verdict(False, say_n(*WRONG_EPOCHS, len(history.epoch), trained=len(history.epoch), epochs=epochs))
         try:
-            history = _argument(history, self.variable)
-            steps_per_epoch = _argument(steps_per_epoch, "steps_per_epoch")
-        except NotFound as missing:
-            print(say(NOT_DEFINED, variable=missing.variable))
-            return
-        if not cell_finished(self.variable):
-            print(say(NOT_FINISHED))
-            return
-        epochs = course_pace().baseline_epochs if epochs is None else epochs
-        print(self.evaluate(history, epochs, steps_per_epoch))
+            name = accuracy_name(history.history, validation=True)
+        except KeyError:
+            return Verdict(False, say(NO_VALIDATION))
+        if validation_dataset is not None and model is not None:
+            logged = float(history.history[name][-1])
+            real = float(model.evaluate(validation_dataset, verbose=0, return_dict=True)[name[len("val_"):]])
+            if abs(logged - real) > 1e-3:
+                return Verdict(False, say(VALIDATED_ON_OTHER_PHOTOS, logged=logged, real=real))
+        return self._correct()
 
-    def or_solution(self, history=FROM_NOTEBOOK, model=FROM_NOTEBOOK, split=FROM_NOTEBOOK, *,
-                    epochs: Optional[int] = None, accelerator=FROM_NOTEBOOK):
-        """`history`, or while it is a blank, missing or its cell crashed, the history of ftl.train on
-        `model` (the same training, so the cells below run). In a notebook the arguments default to
-        its variables (`history`, `model`, `split`, `accelerator`); `epochs` to the course's pace."""
-        history = _finished_attempt(history, self.variable)
-        if not is_blank(history):
+    def verdict(self, history=FROM_NOTEBOOK, epochs: Optional[int] = None, training_dataset=FROM_NOTEBOOK,
+                validation_dataset=FROM_NOTEBOOK) -> Verdict:
+        """The verdict on the learner's history; in a notebook, the notebook's `history`, `training_dataset`
+        and `validation_dataset` unless given; `epochs` defaults to the course's pace (`PACE.baseline_epochs`)."""
+        history = self._attempt(history, self.variable)
+        if isinstance(history, Verdict):
             return history
+        training_dataset = _argument(training_dataset, "training_dataset", default=None)
+        batches = int(training_dataset.cardinality()) if training_dataset is not None else None
         epochs = course_pace().baseline_epochs if epochs is None else epochs
-        return _package().train(_argument(model, "model"), _argument(split, "split"), epochs=epochs,
-                                accelerator=_argument(accelerator, "accelerator", default=None), verbose=0)
+        return self.evaluate(history, epochs, batches if batches and batches > 0 else None,
+                             _argument(validation_dataset, "validation_dataset", default=None))
 
-    def check_call(self) -> str:
-        """The code of the check cell that follows the exercise's cell."""
-        return (f"ftl.exercises.{self.name}.check()\n"
-                f"first_training = ftl.exercises.{self.name}.or_solution()")
+    def check(self, history=FROM_NOTEBOOK, epochs: Optional[int] = None, training_dataset=FROM_NOTEBOOK,
+              validation_dataset=FROM_NOTEBOOK) -> None:
+        """Show whether `history` comes from the right model.fit call, and if not, what to change."""
+        self.verdict(history, epochs, training_dataset, validation_dataset).show()
+
+    def or_solution(self, history=FROM_NOTEBOOK, *, epochs: Optional[int] = None, split=FROM_NOTEBOOK,
+                    accelerator=FROM_NOTEBOOK, image_size=FROM_NOTEBOOK):
+        """The learner's history when it passes the check; else, saying so, the course's first model
+        built fresh and trained by `ftl.train` (its result has the same `.history`), so every cell
+        below runs. In a notebook the arguments default to its variables."""
+        verdict = self.verdict(history, epochs)
+        if verdict.ok:
+            return _argument(history, self.variable)
+        Verdict(None, say(USING_COURSE_TRAINING, why=_why_not(verdict))).show()
+        accelerator = _argument(accelerator, "accelerator", default=None)
+        model = baseline_model.solution_model(accelerator, _argument(image_size, "IMAGE_SIZE"))
+        epochs = course_pace().baseline_epochs if epochs is None else epochs
+        return _package().train(model, _argument(split, "split"), epochs=epochs, accelerator=accelerator, verbose=0)
 
 
-FIT_WHAT = "a model.fit call with epochs, steps_per_epoch and validation_data"
+FIT_WHAT = "a model.fit call with epochs and validation_data"
 
 baseline_fit = FitExercise(
     name="baseline_fit",
     variable="history",
     what=FIT_WHAT,
     stub=textwrap.dedent("""\
-        training_dataset = ftl.get_training_dataset(split.training_shards, IMAGE_SIZE, BATCH_SIZE)  # repeats forever
-        steps_per_epoch = split.training_images // BATCH_SIZE  # batches in one pass over the training photos
-        history = ____  # model.fit on training_dataset: PACE.baseline_epochs epochs of steps_per_epoch batches,
-                        # measured on validation_dataset after every epoch; shuffle=False: it shuffles itself
+        model = ftl.exercises.baseline_model.or_solution()  # your first_model if it passed its check, else the course's
+        training_dataset = ftl.get_training_dataset(split.training_shards, IMAGE_SIZE, BATCH_SIZE)  # one epoch
+        history = ____  # model.fit on training_dataset for PACE.baseline_epochs epochs,
+                        # measured on validation_dataset after every epoch
         """),
     solve=solutions.baseline_fit,
-    hints=("model.fit(dataset, epochs=..., steps_per_epoch=..., validation_data=...) returns a History.",
-           "The training dataset never ends, so steps_per_epoch tells Keras where an epoch ends; "
-           "validation_data=validation_dataset measures the accuracy on photos the model never trains on."))
+    hints=("model.fit(dataset, epochs=..., validation_data=...) trains and returns a History.",
+           "history = model.fit(training_dataset, epochs=PACE.baseline_epochs, validation_data=validation_dataset): "
+           "validation_dataset holds the photos the model never trains on."))
 
 EXERCISES = {exercise.name: exercise for exercise in (baseline_model, baseline_fit, transfer_model)}
-
-install_notebook_hooks()  # in a notebook kernel: short messages for known mistakes, crashed attempts noticed

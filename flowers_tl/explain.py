@@ -29,7 +29,9 @@ from . import data as flowers_data
 from .errors import ConfigError
 from .frozen import predict_batch
 from .model import find_backbone
+from .scores import check_probabilities
 
+MODEL_OUTPUTS = "The model's outputs"
 BATCH_SIZE = 32  # photos per gradient pass: bounded memory, few traced shapes
 # The smallest probability a loss is computed from. Keras clips at 1e-7 (loss 16.1), which ties every
 # photo a badly trained model is sure about; float32's smallest normal number (loss 87.3) keeps them ranked.
@@ -165,6 +167,7 @@ def _explain_batch(to_features, head, last, photos, classes):
     feature_maps = keras.ops.cast(to_features(photos, training=False), "float32")
     probabilities = keras.ops.convert_to_numpy(
         keras.ops.cast(last(head(feature_maps, training=False), training=False), "float32"))
+    check_probabilities(probabilities, MODEL_OUTPUTS)  # a model without softmax: "-200 %" otherwise
     if classes is None:
         classes = probabilities.argmax(axis=-1)
     chosen = keras.ops.one_hot(keras.ops.convert_to_tensor(classes, "int32"), probabilities.shape[-1])
@@ -191,7 +194,7 @@ def top_losses(model: keras.Model, dataset_or_split, count: int = 9,
     worst: List[TopLoss] = []
     seen = 0
     for photos, labels in _photo_batches(model, dataset_or_split):
-        probabilities = predict_batch(model, photos, BATCH_SIZE).astype(np.float64)
+        probabilities = check_probabilities(predict_batch(model, photos, BATCH_SIZE), MODEL_OUTPUTS)
         true_probability = probabilities[np.arange(len(labels)), labels]
         losses = -np.log(np.clip(true_probability, SMALLEST_PROBABILITY, 1.0))
         for index in np.argsort(-losses, kind="stable")[:count]:

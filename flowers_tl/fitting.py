@@ -38,7 +38,7 @@ def fit_on_images(model, run: TrainingRun) -> dict:
     training = flowers_data.get_training_dataset(
         split.training_shards, run.image_size, global_batch, run.seed,
         drop_remainder=run.settings.drop_remainder, exclude_shards=split.validation_shards,
-        flip=run.flip)
+        flip=run.flip, images=split.training_images)
     usable = split.validation_images - split.validation_images % run.settings.batch_multiple
     validation = flowers_data.get_validation_dataset(  # every batch must split evenly over the devices
         split.validation_shards, run.image_size, global_batch, limit=usable)

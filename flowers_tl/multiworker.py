@@ -72,7 +72,7 @@ def _training_batches(run: TrainingRun, context):
     return flowers_data.get_training_dataset(
         split.training_shards[worker::workers], run.image_size,
         context.get_per_replica_batch_size(run.settings.global_batch_size), run.seed, drop_remainder=True,
-        exclude_shards=split.validation_shards, flip=run.flip)
+        exclude_shards=split.validation_shards, flip=run.flip, endless=True)
 
 
 def _validation_batches(run: TrainingRun, context):

@@ -9,11 +9,11 @@ import os
 from typing import Optional
 
 from .data import DataSplit, count_images
-from .messages import say
+from .messages import say, say_n
 
 FAST_ENV_VARIABLE = "FLOWERS_TL_FAST"
 
-PACE = "Pace: {mode}, {epochs} epoch(s) of training"
+PACE = ("Pace: {mode}, {epochs} epoch of training", "Pace: {mode}, {epochs} epochs of training")
 QUICK_MODE = "quick mode ({variable}=1)"
 FULL_COURSE = "full course"
 
@@ -39,7 +39,7 @@ class CoursePace:
 
     def __str__(self) -> str:
         mode = say(QUICK_MODE, variable=FAST_ENV_VARIABLE) if self.fast else say(FULL_COURSE)
-        return say(PACE, mode=mode, epochs=self.epochs)
+        return say_n(*PACE, self.epochs, mode=mode, epochs=self.epochs)
 
 
 FULL_PACE = CoursePace(fast=False, epochs=10, baseline_epochs=3, fine_tune_epochs=5)

@@ -11,8 +11,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .data import CLASSES, images_and_labels
-from .messages import say
-from .scores import confusion_matrix
+from .messages import class_name, say
+from .scores import accuracy_name, check_probabilities, confusion_matrix
 
 # Labels drawn on the plots (English; flowers_tl/messages.py holds their Russian)
 TRAINING = "training"
@@ -50,7 +50,7 @@ def _image_grid(images, titles, colors, columns: int = 3) -> Figure:
 def display_9_images_from_dataset(dataset, classes: Sequence[str] = CLASSES) -> Figure:
     """The first 9 (image, class) pairs of a dataset (batched or not), titled with their class."""
     images, labels = images_and_labels(dataset, 9)
-    return _image_grid(images, [classes[label] for label in labels], [RIGHT_COLOR] * len(images))
+    return _image_grid(images, [class_name(classes[label]) for label in labels], [RIGHT_COLOR] * len(images))
 
 
 def display_9_images_with_predictions(images, predictions, labels,
@@ -71,18 +71,20 @@ def display_training_curves(history, metrics: Sequence[str] = ("loss", "accuracy
     """Training vs validation curves per epoch, one panel per metric.
 
     `history` is a Keras `History`, its `.history` dict, or a `TrainingResult`. Every epoch is
-    marked with a dot, so that one epoch (quick mode) still shows.
+    marked with a dot, so that one epoch (quick mode) still shows. "accuracy" is found under
+    whatever name the model was compiled with ("acc", "sparse_categorical_accuracy").
     """
     curves = getattr(history, "history", history)
     figure = Figure(figsize=(6 * len(metrics), 4), layout="constrained")
-    for index, metric in enumerate(metrics):
+    for index, name in enumerate(metrics):
+        metric = accuracy_name(curves) if name == "accuracy" and name not in curves else name
         axes = figure.add_subplot(1, len(metrics), index + 1)
         epochs = np.arange(1, len(curves[metric]) + 1)
         axes.plot(epochs, curves[metric], marker="o", label=say(TRAINING))
         if f"val_{metric}" in curves:
             axes.plot(epochs, curves[f"val_{metric}"], marker="o", label=say(VALIDATION))
         axes.set_xlabel(say(EPOCH))
-        axes.set_title(say(MODEL_METRIC, metric=say(METRIC_NAMES.get(metric, metric))))
+        axes.set_title(say(MODEL_METRIC, metric=say(METRIC_NAMES.get(name, name))))
         axes.grid(alpha=0.3)
         axes.legend()
     return figure
@@ -100,8 +102,9 @@ def display_confusion_matrix(labels, predictions, classes: Sequence[str] = CLASS
     axes = figure.add_subplot(1, 1, 1)
     shown = axes.imshow(matrix, cmap="Blues")
     figure.colorbar(shown, ax=axes, shrink=0.8)
-    axes.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    axes.set_yticks(range(len(classes)), classes)
+    names = [class_name(name) for name in classes]
+    axes.set_xticks(range(len(classes)), names, rotation=45, ha="right")
+    axes.set_yticks(range(len(classes)), names)
     axes.set_xlabel(say(PREDICTED))
     axes.set_ylabel(say(TRUE))
     threshold = matrix.max() / 2 if matrix.size else 0
@@ -117,8 +120,8 @@ def display_confusion_matrix(labels, predictions, classes: Sequence[str] = CLASS
 def _prediction_title(guess: int, truth: int, classes: Sequence[str]):
     """(title, color): the predicted class; a wrong one in red with the right answer."""
     if guess == truth:
-        return classes[guess], RIGHT_COLOR
-    return f"{classes[guess]} \u2260 {classes[truth]}", WRONG_COLOR
+        return class_name(classes[guess]), RIGHT_COLOR
+    return f"{class_name(classes[guess])} \u2260 {class_name(classes[truth])}", WRONG_COLOR
 
 
 def _show_photo(axes, photo) -> None:
@@ -167,8 +170,8 @@ def display_top_losses(losses, classes: Sequence[str] = CLASSES, columns: int = 
     for index, item in enumerate(losses):
         axes = figure.add_subplot(rows, columns * pair, index * pair + 1)
         _show_photo(axes, item.photo)
-        axes.set_title(say(TOP_LOSS_TITLE, true=classes[item.true_class],
-                           predicted=classes[item.predicted_class], probability=item.probability),
+        axes.set_title(say(TOP_LOSS_TITLE, true=class_name(classes[item.true_class]),
+                           predicted=class_name(classes[item.predicted_class]), probability=item.probability),
                        color=WRONG_COLOR if item.true_class != item.predicted_class else RIGHT_COLOR,
                        fontsize=10)
         if pair == 2:
@@ -184,8 +187,8 @@ def display_top_losses(losses, classes: Sequence[str] = CLASSES, columns: int = 
 def display_picture_prediction(photo, probabilities, heatmap,
                                classes: Sequence[str] = CLASSES) -> Figure:
     """One photo (yours): the photo, the bar chart of the class probabilities, and the heatmap
-    of the predicted class."""
-    probabilities = np.asarray(probabilities, dtype=float)
+    of the predicted class. ConfigError when `probabilities` are not probabilities (a model without softmax)."""
+    probabilities = check_probabilities(probabilities)
     best = int(probabilities.argmax())
     figure = Figure(figsize=(12, 3.8), layout="constrained")
     photo_axes, bar_axes, heat_axes = (figure.add_subplot(1, 3, index) for index in (1, 2, 3))
@@ -193,12 +196,12 @@ def display_picture_prediction(photo, probabilities, heatmap,
     photo_axes.set_title(say(YOUR_PHOTO))
     colors = ["tab:red" if index == best else "tab:blue" for index in range(len(classes))]
     bar_axes.barh(range(len(classes)), probabilities, color=colors)
-    bar_axes.set_yticks(range(len(classes)), classes)
+    bar_axes.set_yticks(range(len(classes)), [class_name(name) for name in classes])
     bar_axes.invert_yaxis()  # the first class on top, as in the list
     bar_axes.set_xlim(0, 1)
     bar_axes.set_xlabel(say(PROBABILITY))
     for index, value in enumerate(probabilities):
         bar_axes.text(min(value + 0.02, 0.85), index, f"{value:.1%}", va="center")
     overlay_heatmap(photo, heatmap, heat_axes)
-    heat_axes.set_title(say(WHERE_IT_LOOKS, predicted=classes[best]))
+    heat_axes.set_title(say(WHERE_IT_LOOKS, predicted=class_name(classes[best])))
     return figure

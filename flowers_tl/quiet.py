@@ -1,8 +1,8 @@
 """Silence TensorFlow's start-up lines, so that a learner sees only what the course prints.
 
-Imported first by `flowers_tl/__init__.py`, which imports nothing heavy itself: TensorFlow is
-loaded later, by whatever needs it first (a command, `import keras`, `ftl.train`). Two kinds of
-noise need two means:
+Importing this module changes nothing: `ftl.setup_notebook()` (the notebook's imports cell) and
+the command line's `main` call the functions below, before anything imports TensorFlow
+(a command, `import keras`, `ftl.train`). Two kinds of noise need two means:
 
 * TensorFlow's C++ log lines once it has started ("failed call to cuInit" on a machine
   without a GPU, "oneDNN supports DT_HALF only ..."; both are logged as errors, though
@@ -138,7 +138,3 @@ def ignore_spurious_keras_warnings() -> None:
     warnings.filterwarnings("ignore", message="`shuffle=True` was passed, but will be ignored",
                             category=UserWarning)
 
-
-set_defaults()
-ignore_spurious_keras_warnings()
-install_import_hook()

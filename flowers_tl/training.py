@@ -15,6 +15,7 @@ taking `(model, TrainingRun)`: `fitting.fit_on_images`, `frozen.FrozenPart.fit` 
 `multiworker.fit_across_workers`.
 """
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -29,7 +30,7 @@ from .errors import ConfigError
 from .fitting import TrainingRun, fit_on_images
 from .frozen import FrozenPart, predict_batch
 from .multiworker import fit_across_workers, is_multi_worker
-from .scores import confusion_matrix
+from .scores import accuracy_name, confusion_matrix
 
 
 @dataclasses.dataclass
@@ -44,22 +45,22 @@ class TrainingResult:
     wall_time_s: float
     fast_path: bool
     feature_time_s: float = 0.0
-    images_per_second: float = 0.0
     frozen_until: str = ""
 
     @property
     def final_val_accuracy(self) -> float:
-        return float(self.history["val_accuracy"][-1])
+        """The validation accuracy after the last epoch (whatever the metric was named when compiled)."""
+        return float(self.history[accuracy_name(self.history, validation=True)][-1])
 
     @property
     def best_val_accuracy(self) -> float:
-        return float(max(self.history["val_accuracy"]))
+        return float(max(self.history[accuracy_name(self.history, validation=True)]))
 
 
 def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10,
           batch_size: int = 64, accelerator=None, image_size=None, seed: Optional[int] = None,
-          fast: bool = True, flip: bool = False, cosine_decay: bool = True, callbacks=None,
-          verbose="auto", ignore_check: bool = False) -> TrainingResult:
+          fast: bool = True, flip: bool = False, cosine_decay: bool = False, callbacks=None,
+          verbose="auto") -> TrainingResult:
     """Train `model` on `split` and validate after each epoch.
 
     Args:
@@ -71,31 +72,26 @@ def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10
         flip: mirror the training photos left-right at random; on the fast path the frozen
             part's activations are mirrored instead, which is nearly the same and free.
         cosine_decay: lower the optimizer's learning rate along a cosine, epoch by
-            epoch, from the compiled value towards zero (steadier final accuracy).
-        ignore_check: train even a model that failed its exercise check (see
-            `exercises.refuse_untrainable`).
+            epoch, from the compiled value towards zero (steadier final accuracy); the
+            compiled rate is put back at the end, so a second `train` starts from it again.
+            Off unless asked for: by default `train` changes no setting of the model.
     """
     _check_compiled(model)
-    if not ignore_check:  # a model that failed its exercise check stops here, with the check's sentence
-        from .exercises import refuse_untrainable
-        refuse_untrainable(model)
     run = _training_run(model, split, epochs=epochs, batch_size=batch_size, accelerator=accelerator,
                         image_size=image_size, seed=seed, flip=flip, cosine_decay=cosine_decay,
                         callbacks=callbacks, verbose=verbose)
     frozen = FrozenPart.of(model, accelerator) if fast and not is_multi_worker(accelerator) else None
     start = time.perf_counter()
-    with flowers_data.reading(split.validation_shards + split.training_shards, run.image_size):
+    with flowers_data.reading(split.validation_shards + split.training_shards, run.image_size), \
+            _learning_rate_kept(model.optimizer):
         if is_multi_worker(accelerator):
             history = fit_across_workers(model, run)
         elif frozen:
             history = frozen.fit(model, run)
         else:
             history = fit_on_images(model, run)
-    wall = time.perf_counter() - start
-    images_seen = epochs * (split.training_images + split.validation_images)
-    return TrainingResult(history=history, wall_time_s=wall, fast_path=frozen is not None,
-                          feature_time_s=frozen.feature_time_s if frozen else 0.0,
-                          images_per_second=images_seen / wall if wall else 0.0,
+    return TrainingResult(history=history, wall_time_s=time.perf_counter() - start,
+                          fast_path=frozen is not None, feature_time_s=frozen.feature_time_s if frozen else 0.0,
                           frozen_until=frozen.cut if frozen else "")
 
 
@@ -123,7 +119,7 @@ def fine_tune(model: keras.Model, split: flowers_data.DataSplit, *, from_block: 
 
     Blocks `from_block`..16 and the last 1x1 convolution become trainable (their
     BatchNormalization layers stay frozen, see `model.unfreeze_top`); the model is
-    compiled again with Adam at `learning_rate` along a cosine. Blocks 0 to
+    compiled again with Adam at `learning_rate` along a cosine (`cosine_decay=True`). Blocks 0 to
     `from_block - 1` stay frozen, so `train()` computes them once per photo and
     trains only the top of the network and the head on their activations: minutes
     on a CPU instead of an hour. Train the head first (`train()`), or its random
@@ -134,6 +130,7 @@ def fine_tune(model: keras.Model, split: flowers_data.DataSplit, *, from_block: 
     unfreeze_top(model, from_block)
     with accelerator_scope(accelerator):
         compile_model(model, learning_rate=learning_rate, accelerator=accelerator)
+    train_arguments.setdefault("cosine_decay", True)
     return train(model, split, epochs=epochs, batch_size=batch_size, accelerator=accelerator,
                  flip=flip, **train_arguments)
 
@@ -145,6 +142,18 @@ def cosine_learning_rate(optimizer, epochs: int) -> keras.callbacks.Callback:
     initial = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
     return keras.callbacks.LearningRateScheduler(
         lambda epoch: initial * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))
+
+
+@contextlib.contextmanager
+def _learning_rate_kept(optimizer):
+    """Put the optimizer's learning rate back after the block (a schedule callback lowers it)."""
+    schedule = isinstance(optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule)
+    rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    try:
+        yield
+    finally:
+        if not schedule:  # a LearningRateSchedule sets the rate itself, step by step
+            optimizer.learning_rate = rate
 
 
 def _check_compiled(model: keras.Model) -> None:

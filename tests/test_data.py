@@ -71,14 +71,18 @@ def test_environment_variable_overrides_default(monkeypatch, small_shards):
     assert data.data_pattern("x/*.tfrec") == "x/*.tfrec"
 
 
-def test_training_pipeline_repeats_shuffles_and_batches(small_shards):
+def test_training_pipeline_is_one_epoch_long_shuffled_and_batched(small_shards):
+    """One epoch of full batches, whose length Keras knows: `fit` needs no steps_per_epoch and cannot run forever."""
     split = data.split_shards(small_shards, validation_shards=1)
     training = data.get_training_dataset(split.training_shards, 32, batch_size=6, seed=3,
                                          drop_remainder=True)
     assert training.element_spec[0].shape.as_list() == [6, 32, 32, 3]
-    batches = list(training.take(5))  # 30 images from 16: the dataset repeats
-    assert len(batches) == 5
-    again = list(data.get_training_dataset(split.training_shards, 32, 6, seed=3, drop_remainder=True).take(5))
+    assert int(training.cardinality()) == split.training_images // 6 == len(training)
+    batches = list(training)  # ends by itself
+    assert len(batches) == split.training_images // 6
+    endless = data.get_training_dataset(split.training_shards, 32, batch_size=6, seed=3, endless=True)
+    assert int(endless.cardinality()) == -1 and len(list(endless.take(5))) == 5  # for loops that count steps
+    again = list(data.get_training_dataset(split.training_shards, 32, 6, seed=3, drop_remainder=True))
     for (a, la), (b, lb) in zip(batches, again):  # a seed makes the order repeatable
         np.testing.assert_array_equal(la.numpy(), lb.numpy())
     validation = data.get_validation_dataset(split.validation_shards, 32, batch_size=3)

@@ -42,7 +42,7 @@ def trained(split, weights_path, tmp_path_factory):
     """(model, path of its saved .keras copy): Flatten head + FeatureSquareRoot, trained 8 epochs."""
     model = ftl.build_model(SIZE, head="flatten", square_root=True, weights=weights_path)
     ftl.compile_model(model, learning_rate=1e-3)
-    result = ftl.train(model, split, epochs=8, batch_size=32, seed=1, verbose=0)
+    result = ftl.train(model, split, epochs=8, batch_size=32, seed=1, cosine_decay=True, verbose=0)
     assert result.final_val_accuracy > 0.7, result.history
     path = tmp_path_factory.mktemp("explain") / "model.keras"
     model.save(path)

@@ -193,7 +193,8 @@ def test_jax_reaches_the_tensorflow_accuracy(jax_run, subset, weights_path):
     keras.utils.set_random_seed(SEED)  # before building, as `flowers-tl train` does
     model = ftl.build_model(IMAGE_SIZE, head="gap", weights=weights_path)
     ftl.compile_model(model)
-    result = train(model, split, epochs=EPOCHS, batch_size=GLOBAL_BATCH, seed=SEED, verbose=0)
+    result = train(model, split, epochs=EPOCHS, batch_size=GLOBAL_BATCH, seed=SEED, cosine_decay=True,
+                   verbose=0)  # as `flowers-tl train` does
     jax_accuracy, tf_accuracy = metrics["final_val_accuracy"], result.final_val_accuracy
     print(f"\nvalidation accuracy: TensorFlow {tf_accuracy:.4f}, JAX (2 devices) {jax_accuracy:.4f}")
     assert tf_accuracy > 0.6 and jax_accuracy > 0.6

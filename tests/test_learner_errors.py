@@ -61,3 +61,16 @@ def test_russian_message():
 
 def test_nothing_installed_outside_a_notebook():
     assert le.install_notebook_hooks() is False
+
+
+def test_package_errors_and_the_stop_button_are_one_sentence():
+    assert le.friendly_message(ftl.DataError("shard 'x' is corrupt")) == "shard 'x' is corrupt"
+    assert le.friendly_message(KeyboardInterrupt()) == le.STOPPED
+
+
+@pytest.mark.parametrize("make, kind, name", [
+    (lambda: keras.layers.Dense(5, activation="softmx"), "activation function", "softmx"),
+    (lambda: keras.Sequential([keras.Input([3]), keras.layers.Dense(2)]).compile(optimizer="adma"), "optimizer", "adma"),
+], ids=["activation", "optimizer"])
+def test_a_misspelt_keras_name_is_named(make, kind, name):
+    assert le.friendly_message(raised(make)) == le.UNKNOWN_NAME.format(kind=kind, name=name)

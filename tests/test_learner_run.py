@@ -31,9 +31,9 @@ BASELINE = """with accelerator.scope():
         keras.layers.Dense(len(CLASSES), activation={activation!r}),
     ])
     first_model.compile(optimizer="adam", loss={loss!r}, metrics=["accuracy"])"""
-FIT = """training_dataset = ftl.get_training_dataset(split.training_shards, IMAGE_SIZE, BATCH_SIZE)
-steps_per_epoch = split.training_images // BATCH_SIZE
-history = model.fit(training_dataset, steps_per_epoch=steps_per_epoch, shuffle=False, {arguments})"""
+FIT = """model = ftl.exercises.baseline_model.or_solution()
+training_dataset = ftl.get_training_dataset(split.training_shards, IMAGE_SIZE, BATCH_SIZE)
+history = {model}.fit(training_dataset, {arguments})"""
 TRANSFER = """with accelerator.scope():
     pretrained_model = keras.applications.MobileNetV2(
         input_shape={backbone_shape}, include_top={include_top}, weights=ftl.resolve_weights())
@@ -60,16 +60,22 @@ def attempts():
     return [
         ("baseline_model", BASELINE.format(activation="relu", loss=sparse), None,
          (ex.WRONG_ACTIVATION, {"activation": "relu"})),
-        ("baseline_model", BASELINE.format(activation="softmx", loss=sparse), "unknown",  # a typo: Keras' own error
+        ("baseline_model", BASELINE.format(activation="softmx", loss=sparse),  # a typo: Keras' error, named
+         (le.UNKNOWN_NAME, {"kind": (le.KIND_ACTIVATION, {}), "name": "softmx"}), (ex.NOT_FINISHED, {})),
+        ("baseline_model", BASELINE.format(activation="softmax", loss=sparse).replace(  # an error the course
+            "with accelerator.scope():", "with accelerator.scope():\n    1 / 0"), "unknown",  # does not know
          (ex.NOT_FINISHED, {})),
         ("baseline_model", BASELINE.format(activation="softmax", loss="categorical_crossentropy"), None,
          (ex.LOSS_NOT_SPARSE, {"loss": "categorical_crossentropy"})),
-        ("baseline_fit", FIT.format(arguments="epochs=PACE.baseline_epochs, validation_data=validation_dataset"),
+        ("baseline_fit", FIT.format(model="first_model",  # the failed model itself, not the one handed on
+                                    arguments="epochs=PACE.baseline_epochs, validation_data=validation_dataset"
+                                    ).replace("model = ftl.exercises.baseline_model.or_solution()\n", ""),
          (le.LABELS_NOT_ONE_HOT, {}), (le.NOT_DEFINED, {"variable": "history"})),  # check: not there yet
         ("baseline_model", baseline.solution_code, None, (ex.CORRECT, {"what": baseline.what})),
-        ("baseline_fit", FIT.format(arguments="epochs=PACE.baseline_epochs"), None, (ex.NO_VALIDATION, {})),
-        ("baseline_fit", FIT.format(arguments="epochs=2, validation_data=validation_dataset"), None,
-         (ex.WRONG_EPOCHS, {"trained": 2, "epochs": 1})),
+        ("baseline_fit", FIT.format(model="model", arguments="epochs=PACE.baseline_epochs"), None,
+         (ex.NO_VALIDATION, {})),
+        ("baseline_fit", FIT.format(model="model", arguments="epochs=2, validation_data=validation_dataset"), None,
+         (ex.WRONG_EPOCHS, {"trained": 2, "epochs": 1}, 2)),
         ("baseline_fit", fit.solution_code, None, (ex.CORRECT, {"what": fit.what})),
         ("transfer_model", transfer_.stub, None, (ex.NOT_ATTEMPTED, {})),
         ("transfer_model", transfer(trainable="____"), (le.BLANK_LEFT, {}), (ex.NOT_FINISHED, {})),
@@ -77,17 +83,22 @@ def attempts():
         ("transfer_model", transfer(input_shape="IMAGE_SIZE"), (le.WRONG_IMAGE_SHAPE, {"shape": "(None, 192, 192)"}),
          (ex.NOT_FINISHED, {})),
         ("transfer_model", transfer(trainable=True), None, (ex.BACKBONE_TRAINABLE, {})),
-        ("train", "result = ftl.train(model, split, epochs=EPOCHS, accelerator=accelerator)",
-         (ex.REFUSED_BY_CHECK, {"problem": (ex.BACKBONE_TRAINABLE, {})}), None),
+        ("train", "model = ftl.exercises.transfer_model.or_solution()\n"  # the course's model, saying so
+                  "result = ftl.train(model, split, epochs=EPOCHS, accelerator=accelerator, verbose=0)",
+         None, (ex.USING_COURSE_MODEL, {"why": (ex.WHY_INCORRECT, {})})),
         ("transfer_model", transfer_.solution_code, None, (ex.CORRECT, {"what": transfer_.what})),
     ]
 
 
 def said(message):
-    """The sentence the learner reads, in the language of the run (fields translated too)."""
-    text, fields = message
+    """The sentence the learner reads, in the language of the run (fields translated too).
+
+    `message`: (text, fields), or (singular and plural, fields, the count they agree with)."""
+    text, fields = message[:2]
     fields = {key: said(value) if isinstance(value, tuple) else messages.translate(value)
               if key == "what" else value for key, value in fields.items()}
+    if isinstance(text, tuple):
+        return messages.say_n(*text, message[2], **fields)
     return messages.say(text, **fields)
 
 
@@ -97,7 +108,7 @@ def learner_notebook(language: str):
     cells = {cell.id: cell for cell in playground.cells}
     notebook = copy.deepcopy(playground)
     notebook.cells = [copy.deepcopy(cells[name]) for name in SET_UP]
-    notebook.cells[1].source = notebook.cells[1].source.replace('set_language("en")', f'set_language("{language}")')
+    notebook.cells[1].source = notebook.cells[1].source.replace('language="en"', f'language="{language}"')
     for index, (name, source, _, _) in enumerate(attempts()):
         notebook.cells.append(nbformat.v4.new_code_cell(source, id=f"attempt-{index}"))
         if name in ex.EXERCISES:
@@ -110,10 +121,11 @@ def errors(cell) -> list:
 
 
 def first_line(cell) -> str:
-    """What a check cell says first: its first printed sentence, or the short message of its error."""
+    """What a cell says first: its first printed or displayed sentence, or the short message of its error."""
     for output in cell.outputs:
-        if output.output_type == "stream" and output.text.strip():
-            return output.text.splitlines()[0]
+        text = output.text if output.output_type == "stream" else output.get("data", {}).get("text/plain", "")
+        if output.output_type in ("stream", "display_data") and text.strip():
+            return text.splitlines()[0]
         if output.output_type == "error" and len(output.traceback) <= SHORT_TRACEBACK_LINES:
             return output.traceback[0].split(": ", 1)[1]
     return ""
@@ -149,7 +161,7 @@ def test_learner_run_never_grades_a_wrong_or_unfinished_attempt_correct(language
             assert shown[0].traceback[0].endswith(": " + error)
             assert "%tb" in shown[0].traceback[-1]
         if check is not None:
-            check_cell = cells[f"check-{index}"]
+            check_cell = cells.get(f"check-{index}", attempt)  # no check cell: what the cell itself says
             sentence = first_line(check_cell)
             assert sentence == check, f"attempt {index}: {check_cell.outputs}"
             if not check.startswith(correct_start):

@@ -3,8 +3,9 @@
 nbval runs in a fresh pytest process per notebook (a Jupyter kernel of this environment), on
 copies in a temporary folder so that the saved model does not land in the repository. With
 `--nbval-lax` only the cells tagged `nbval-check-output` have their outputs compared: the tests
-tag the playground's check cells and write the sentence each must print, so nbval itself
-asserts "not attempted" on the playground as shipped and "Correct" once it is filled in.
+tag the playground's check cells and write the verdict each must display (its plain text and its
+coloured HTML), so nbval itself asserts "not attempted" on the playground as shipped and "Correct"
+once it is filled in.
 """
 
 import copy
@@ -38,10 +39,10 @@ def assert_passed(result):
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
 
 
-def expect_output(cell, text: str):
-    """Make nbval compare this cell's printed text with `text`."""
+def expect_output(cell, verdict):
+    """Make nbval compare what this cell displays with `verdict` (an exercises.Verdict)."""
     cell.metadata.setdefault("tags", []).append("nbval-check-output")
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+    cell.outputs = [nbformat.v4.new_output("display_data", data=verdict._repr_mimebundle_())]
     cell.execution_count = 1  # nbval only compares with cells that were run
 
 
@@ -72,7 +73,7 @@ def test_playground_as_shipped_runs_and_says_not_attempted(path, tmp_path, real_
     assert set(cells) == set(exercises.EXERCISES)
     messages.set_language("ru" if "/ru/" in path else "en")  # the language the notebook chooses
     try:
-        expected = f"{messages.say(exercises.NOT_ATTEMPTED)}\n{messages.say(exercises.USING_SOLUTION)}\n"
+        expected = exercises.Verdict(None, messages.say(exercises.NOT_ATTEMPTED))
     finally:
         messages.set_language("en")
     for cell in cells.values():
@@ -87,7 +88,7 @@ def test_playground_filled_in_says_correct(tmp_path, real_data_pattern, weights_
     assert not any("= ____" in cell.source for cell in notebook.cells)
     for name, cell in check_cells(notebook).items():
         exercise = exercises.EXERCISES[name]
-        expect_output(cell, exercises.CORRECT.format(what=exercise.what) + "\n")
+        expect_output(cell, exercises.Verdict(True, exercises.CORRECT.format(what=exercise.what)))
     assert_passed(run_nbval(notebook, tmp_path, "playground_filled.ipynb"))
 
 
@@ -96,6 +97,6 @@ def test_nbval_notices_a_wrong_check_sentence(tmp_path, real_data_pattern, weigh
     notebook = nbformat.read(REPO / "notebooks/flowers_tl_playground.ipynb", as_version=4)
     keep = {"install", "imports", "config", "baseline", "baseline-check"}
     notebook.cells = [cell for cell in notebook.cells if cell.id in keep]
-    expect_output(check_cells(notebook)["baseline_model"], exercises.CORRECT.format(what="anything") + "\n")
+    expect_output(check_cells(notebook)["baseline_model"], exercises.Verdict(True, exercises.CORRECT.format(what="anything")))
     result = run_nbval(notebook, tmp_path, "wrong.ipynb")
     assert result.returncode != 0 and "Not attempted" in result.stdout

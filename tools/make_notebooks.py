@@ -30,6 +30,10 @@ import nbformat
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from flowers_tl import quiet  # noqa: E402
+
+quiet.set_defaults()  # importing the exercises loads TensorFlow: without its start-up lines
+quiet.install_import_hook()
 from flowers_tl import exercises  # noqa: E402  (the stubs and solutions live in the package)
 
 OWNER = "flowers-tl"  # the GitHub account that hosts the repository

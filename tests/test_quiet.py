@@ -77,3 +77,75 @@ def test_a_users_own_log_level_wins():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
     assert result.stdout.strip() == "0"
+
+
+IMPORT_CHANGES_NOTHING = """
+import os, sys, warnings
+import keras, matplotlib.figure, tensorflow  # their own import-time settings are theirs, not the package's
+before = (list(sys.meta_path), list(warnings.filters), dict(os.environ), sys.excepthook)
+import flowers_tl, flowers_tl.exercises, flowers_tl.plots, flowers_tl.training
+after = (list(sys.meta_path), list(warnings.filters), dict(os.environ), sys.excepthook)
+print([name for name, old, new in zip(("meta_path", "warnings", "environment", "excepthook"), before, after)
+       if old != new])
+"""
+
+
+def test_importing_the_package_changes_nothing():
+    """No import hook, warning filter, environment variable or exception hook: a script or test that only
+    imports flowers_tl (and its notebook modules) keeps its own settings."""
+    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-c", IMPORT_CHANGES_NOTHING], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+SET_UP_IN_A_KERNEL = """
+import os, sys
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
+import flowers_tl as ftl
+custom_before = shell.custom_exceptions
+ftl.setup_notebook(language="ru")
+print("custom:", custom_before == () and KeyboardInterrupt in shell.custom_exceptions)
+print("level:", os.environ.get("TF_CPP_MIN_LOG_LEVEL"))
+print("hook:", any(type(finder).__name__ == "_QuietTensorFlowFinder" for finder in sys.meta_path))
+"""
+
+
+def test_setup_notebook_does_what_it_says_in_one_line():
+    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-c", SET_UP_IN_A_KERNEL], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("flowers_tl ") and "сообщения на русском" in lines[0]  # its one line, in Russian
+    assert lines[1:] == ["custom: True", "level: 3", "hook: True"]
+
+
+def test_the_stop_button_gives_one_short_sentence(tmp_path):
+    """A real kernel interrupted in the middle of a cell: one sentence, not a KeyboardInterrupt traceback."""
+    import time
+
+    from jupyter_client.manager import start_new_kernel
+
+    from flowers_tl import learner_errors
+
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+    try:
+        client.execute_interactive("import flowers_tl as ftl\nftl.setup_notebook()", timeout=120)
+        client.execute("import time\nfor second in range(120):\n    time.sleep(1)")
+        time.sleep(3)
+        manager.interrupt_kernel()
+        errors = []
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            message = client.get_iopub_msg(timeout=60)
+            if message["msg_type"] == "error":
+                errors.append(message["content"])
+            if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+                break
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    assert len(errors) == 1 and errors[0]["traceback"] == [learner_errors.STOPPED]

@@ -168,7 +168,8 @@ def problems(notebook) -> list:
                 found.append(f"[{cell.id}] a {len(output.traceback)}-line error in the learner's cell")
         for output in cell.get("outputs", []):
             text = output_text(output)
-            if output.get("name") == "stderr":
+            mistakes_warning = "mistake" in cell.metadata and len(text.strip().splitlines()) <= SHORT
+            if output.get("name") == "stderr" and not mistakes_warning:  # Keras may warn of the mistake itself
                 found.append(f"[{cell.id}] stderr: {text.strip()[:300]}")
             found += [f"[{cell.id}] {line[:300]}" for line in noise(text) if "mistake" not in cell.metadata]
             found += [f"[{cell.id}] {value}%" for value in PERCENT.findall(text) if not 0 <= float(value) <= 100]

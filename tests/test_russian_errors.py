@@ -112,6 +112,14 @@ def test_a_model_without_mobilenet(russian):
         explain.explain_predictions(plain, np.zeros((1, SIZE, SIZE, 3)))
 
 
+def test_a_model_without_a_head_to_explain(russian):
+    backbone = flowers_model.load_backbone(SIZE, weights="none")
+    headless = keras.Sequential([keras.Input((SIZE, SIZE, 3)), backbone], name="headless")
+    with pytest.raises(ConfigError, match=f"^модель 'headless' заканчивается на '{re.escape(backbone.name)}': "
+                                          "у неё нет классифицирующей головы"):
+        explain.explain_predictions(headless, np.zeros((1, SIZE, SIZE, 3)))
+
+
 def test_a_wrong_head_and_a_single_class(russian):
     with pytest.raises(ConfigError, match=r"^аргумент head должен быть одним из \('flatten', 'gap'\), а не 'dense'"):
         flowers_model.build_model(SIZE, weights="none", head="dense")

@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from .errors import DataError, first_line
-from .messages import say_n
+from .messages import say, say_n
 from . import records
 from .records import CLASSES, feature_spec
 
@@ -32,6 +32,31 @@ SHARDS_OF_PHOTOS = {
     "training": ("{shards} training shard ({images} photos)", "{shards} training shards ({images} photos)"),
     "validation": ("{shards} validation shard ({images} photos)", "{shards} validation shards ({images} photos)"),
 }
+FOLDER_NOT_PATTERN = "'{pattern}' is a folder, not a file pattern. Use a glob such as '{example}'."
+CANNOT_LIST = ("cannot list '{pattern}': {reason}. Check the network and your access to it, or set {variable} "
+               "to local shards.")
+NO_SHARD_MATCHES = ("no TFRecord file matches '{pattern}'. Check the path, or set {variable} to a pattern such as "
+                    "'/data/flowers/*.tfrec' (make shards from photos with `flowers-tl convert`).")
+SHARD_UNREADABLE = "shard '{shard}' cannot be read ({reason}); fix it or remove it from the pattern."
+SHARD_EMPTY = ("shard '{shard}' is empty (0 bytes), maybe from an interrupted copy; delete it or make it again "
+               "with `flowers-tl convert`.")
+VALIDATION_SHARDS_OUT_OF_RANGE = (
+    "validation_shards={validation_shards} must be between 1 and {most}: '{pattern}' has {shards} shard "
+    "and training needs at least one.",
+    "validation_shards={validation_shards} must be between 1 and {most}: '{pattern}' has {shards} shards "
+    "and training needs at least one.")
+# Where inconsistent class names were found: the shards named in the messages of `_names_of_classes`.
+SHARDS_IN_FOLDER = ("the {shards} shard in '{folder}'", "the {shards} shards in '{folder}'")
+NO_SHARD = "an empty list of shards"
+CLASS_WITH_TWO_LABELS = ("class {index} has two labels in {where} ('{first}' and '{second}'): every record of a "
+                         "class needs the same 'label'. Make the shards again with `flowers-tl convert`.")
+NO_RECORD = "there is no record in {where}; make shards with `flowers-tl convert`."
+CLASS_NUMBERS_WITH_A_GAP = ("the 'class' values of {where} are {values}, not 0..{last}: a class number is missing "
+                            "or negative. Make the shards again with `flowers-tl convert`.")
+CLASS_WITHOUT_LABEL = ("class {index} of {where} has no 'label' while other classes are named ({names}); make the "
+                       "shards again with `flowers-tl convert`.")
+LABEL_OF_TWO_CLASSES = "label '{label}' names two classes in {where}; make the shards again with `flowers-tl convert`."
+ONLY_ONE_CLASS = "there is only one class ('{name}') in {where}; a classifier needs at least 2."
 _FEATURES = feature_spec()  # the keys training reads; only image and class are required
 _SHARD_COUNT = re.compile(r"-(\d+)\.tfrec$")
 # The class names records are checked against while datasets are built (see `checking_classes`).
@@ -59,21 +84,15 @@ def list_shards(pattern: Optional[str] = None) -> List[str]:
     """
     pattern = data_pattern(pattern)
     if tf.io.gfile.isdir(pattern):
-        raise DataError(
-            f"'{pattern}' is a folder, not a file pattern. "
-            f"Use a glob such as '{os.path.join(pattern, '*.tfrec')}'.")
+        raise DataError(say(FOLDER_NOT_PATTERN, pattern=pattern, example=os.path.join(pattern, "*.tfrec")))
     try:
         shards = sorted(tf.io.gfile.glob(pattern))
     except tf.errors.OpError as error:
-        raise DataError(f"cannot list '{pattern}': {first_line(error)}. Check the "
-                        f"network and your access to it, or set {DATA_ENV_VARIABLE} to local "
-                        "shards.") from None
+        raise DataError(say(CANNOT_LIST, pattern=pattern, reason=first_line(error),
+                            variable=DATA_ENV_VARIABLE)) from None
     shards = [s for s in shards if not tf.io.gfile.isdir(s)]
     if not shards:
-        raise DataError(
-            f"no TFRecord file matches '{pattern}'. Check the path, or set "
-            f"{DATA_ENV_VARIABLE} to a pattern such as '/data/flowers/*.tfrec' "
-            "(make shards from photos with `flowers-tl convert`).")
+        raise DataError(say(NO_SHARD_MATCHES, pattern=pattern, variable=DATA_ENV_VARIABLE))
     _check_shard_files(shards)
     return shards
 
@@ -87,11 +106,9 @@ def _check_shard_files(shards: Sequence[str]) -> None:
             with open(shard, "rb") as handle:
                 empty = not handle.read(1)
         except OSError as error:
-            raise DataError(f"shard '{shard}' cannot be read ({error.strerror or error}); "
-                            "fix it or remove it from the pattern.") from None
+            raise DataError(say(SHARD_UNREADABLE, shard=shard, reason=error.strerror or error)) from None
         if empty:
-            raise DataError(f"shard '{shard}' is empty (0 bytes), maybe from an interrupted copy; "
-                            "delete it or make it again with `flowers-tl convert`.")
+            raise DataError(say(SHARD_EMPTY, shard=shard))
 
 
 def count_images(shards: Sequence[str]) -> int:
@@ -140,9 +157,8 @@ def split_shards(pattern: Optional[str] = None,
     """
     shards = list(shards) if shards is not None else list_shards(pattern)
     if not 0 < validation_shards < len(shards):
-        raise DataError(
-            f"validation_shards={validation_shards} must be between 1 and {len(shards) - 1}: "
-            f"'{data_pattern(pattern)}' has {len(shards)} shard(s) and training needs at least one.")
+        raise DataError(say_n(*VALIDATION_SHARDS_OUT_OF_RANGE, len(shards), validation_shards=validation_shards,
+                              most=len(shards) - 1, pattern=data_pattern(pattern), shards=len(shards)))
     validation, training = shards[:validation_shards], shards[validation_shards:]
     assert not set(validation) & set(training)
     return DataSplit(tuple(training), tuple(validation),
@@ -243,8 +259,10 @@ def class_names(shards: Sequence[str]) -> List[str]:
 
 
 def _where(shards: Sequence[str]) -> str:
-    """'N shard(s) in FOLDER', to name a set of shards in a message."""
-    return f"the {len(shards)} shard(s) in '{os.path.dirname(shards[0]) or '.'}'" if shards else "no shard"
+    """'the N shards in FOLDER', to name a set of shards in a message (in the chosen language)."""
+    if not shards:
+        return say(NO_SHARD)
+    return say_n(*SHARDS_IN_FOLDER, len(shards), shards=len(shards), folder=os.path.dirname(shards[0]) or ".")
 
 
 def _names_of_classes(pairs, where: str) -> List[str]:
@@ -253,29 +271,24 @@ def _names_of_classes(pairs, where: str) -> List[str]:
     for index, label in sorted(pairs):
         name = label.decode("utf-8", "replace")
         if name and named.setdefault(index, name) != name:
-            raise DataError(f"class {index} has two labels in {where} ('{named[index]}' and '{name}'): every "
-                            "record of a class needs the same 'label'. Make the shards again with "
-                            "`flowers-tl convert`.")
+            raise DataError(say(CLASS_WITH_TWO_LABELS, index=index, where=where, first=named[index], second=name))
     indices = sorted({index for index, _ in pairs})
     if not indices:
-        raise DataError(f"{where} hold no record; make shards with `flowers-tl convert`.")
+        raise DataError(say(NO_RECORD, where=where))
     if all(0 <= index < len(CLASSES) for index in indices) and \
             all(CLASSES[index] == name for index, name in named.items()):
         return list(CLASSES)
     if indices != list(range(len(indices))):
-        raise DataError(f"the 'class' values of {where} are {_few(indices)}, not 0..{len(indices) - 1}: a "
-                        "class number is missing or negative. Make the shards again with `flowers-tl convert`.")
+        raise DataError(say(CLASS_NUMBERS_WITH_A_GAP, where=where, values=_few(indices), last=len(indices) - 1))
     unnamed = [index for index in indices if index not in named]
     if unnamed:
-        raise DataError(f"class {unnamed[0]} of {where} has no 'label' while other classes are named "
-                        f"({_few(list(named.values()))}); make the shards again with `flowers-tl convert`.")
+        raise DataError(say(CLASS_WITHOUT_LABEL, index=unnamed[0], where=where, names=_few(list(named.values()))))
     names = [named[index] for index in indices]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
-        raise DataError(f"label '{twice[0]}' names two classes in {where}; make the shards again with "
-                        "`flowers-tl convert`.")
+        raise DataError(say(LABEL_OF_TWO_CLASSES, label=twice[0], where=where))
     if len(names) < 2:
-        raise DataError(f"{where} hold only one class ('{names[0]}'); a classifier needs at least 2.")
+        raise DataError(say(ONLY_ONE_CLASS, name=names[0], where=where))
     return names
 
 

@@ -28,10 +28,23 @@ import numpy as np
 from . import data as flowers_data
 from .errors import ConfigError
 from .frozen import predict_batch
+from .messages import say
 from .model import find_backbone
 from .scores import check_probabilities
 
 MODEL_OUTPUTS = "The model's outputs"
+NO_BACKBONE_TO_EXPLAIN = ("model '{model}' holds no pretrained network (a nested Keras model such as MobileNetV2) "
+                          "whose feature map could be explained: explain a model made by ftl.build_model or the "
+                          "course's notebook (Rescaling, MobileNetV2, Flatten or GlobalAveragePooling2D, Dense).")
+NOT_A_FEATURE_MAP = ("the pretrained network '{backbone}' outputs shape {shape}, not a feature map "
+                     "[batch, height, width, channels]: build it with include_top=False.")
+NO_HEAD_TO_EXPLAIN = ("model '{model}' ends with '{backbone}': it has no classification head to explain "
+                      "(add Flatten or GlobalAveragePooling2D and a Dense softmax layer).")
+GRADIENT_BACKEND = ("Grad-CAM needs the Keras 'tensorflow' or 'jax' backend, not '{backend}': "
+                    "set KERAS_BACKEND=tensorflow (or jax) before importing Keras.")
+PHOTOS_DO_NOT_FIT = ("photos of shape {shape} do not fit the model, which takes [N, {sizes}]: "
+                     "load them at the model's image size (ftl.load_picture(path, size)).")
+TOO_FEW_TOP_LOSSES = "count={count}: ask for at least 1 top loss (9 fill a 3x3 grid)."
 BATCH_SIZE = 32  # photos per gradient pass: bounded memory, few traced shapes
 # The smallest probability a loss is computed from. Keras clips at 1e-7 (loss 16.1), which ties every
 # photo a badly trained model is sure about; float32's smallest normal number (loss 87.3) keeps them ranked.
@@ -84,17 +97,12 @@ def split_at_feature_map(model: keras.Model) -> Tuple[keras.Model, keras.Model, 
     try:
         backbone = find_backbone(model)
     except ConfigError:
-        raise ConfigError(
-            f"model '{model.name}' holds no pretrained network (a nested Keras model such as MobileNetV2) "
-            "whose feature map could be explained: explain a model made by ftl.build_model or the course's "
-            "notebook (Rescaling, MobileNetV2, Flatten or GlobalAveragePooling2D, Dense).") from None
+        raise ConfigError(say(NO_BACKBONE_TO_EXPLAIN, model=model.name)) from None
     if len(backbone.output.shape) != 4:
-        raise ConfigError(f"the pretrained network '{backbone.name}' outputs shape {backbone.output.shape}, "
-                          "not a feature map [batch, height, width, channels]: build it with include_top=False.")
+        raise ConfigError(say(NOT_A_FEATURE_MAP, backbone=backbone.name, shape=backbone.output.shape))
     cut = layers.index(backbone) + 1
     if cut == len(layers):
-        raise ConfigError(f"model '{model.name}' ends with '{backbone.name}': it has no classification head "
-                          "to explain (add Flatten or GlobalAveragePooling2D and a Dense softmax layer).")
+        raise ConfigError(say(NO_HEAD_TO_EXPLAIN, model=model.name, backbone=backbone.name))
     to_features = keras.Sequential([keras.Input(model.input_shape[1:]), *layers[:cut]],
                                    name=f"{model.name}_to_feature_map")
     head = keras.Sequential([keras.Input(backbone.output.shape[1:]), *layers[cut:-1]],
@@ -131,8 +139,7 @@ def gradient(function, inputs):
         import jax
 
         return jax.grad(function)(inputs)
-    raise ConfigError(f"Grad-CAM needs the Keras 'tensorflow' or 'jax' backend, not '{backend}': "
-                      "set KERAS_BACKEND=tensorflow (or jax) before importing Keras.")
+    raise ConfigError(say(GRADIENT_BACKEND, backend=backend))
 
 
 def explain_predictions(model: keras.Model, photos, classes: Optional[Sequence[int]] = None) -> Explanation:
@@ -142,9 +149,8 @@ def explain_predictions(model: keras.Model, photos, classes: Optional[Sequence[i
     """
     photos = np.asarray(photos, dtype=np.float32)
     if photos.ndim != 4 or photos.shape[1:] != tuple(model.input_shape[1:]):
-        raise ConfigError(f"photos of shape {photos.shape} do not fit the model, which takes "
-                          f"[N, {', '.join(str(size) for size in model.input_shape[1:])}]: "
-                          "load them at the model's image size (ftl.load_picture(path, size)).")
+        raise ConfigError(say(PHOTOS_DO_NOT_FIT, shape=photos.shape,
+                              sizes=", ".join(str(size) for size in model.input_shape[1:])))
     to_features, head, last = split_at_feature_map(model)
     parts = [_explain_batch(to_features, head, last, photos[start:start + BATCH_SIZE],
                             None if classes is None else np.asarray(classes)[start:start + BATCH_SIZE])
@@ -190,7 +196,7 @@ def top_losses(model: keras.Model, dataset_or_split, count: int = 9,
     `with_heatmaps`, each gets the heatmap of its predicted class.
     """
     if count < 1:
-        raise ConfigError(f"count={count}: ask for at least 1 top loss (9 fill a 3x3 grid).")
+        raise ConfigError(say(TOO_FEW_TOP_LOSSES, count=count))
     worst: List[TopLoss] = []
     seen = 0
     for photos, labels in _photo_batches(model, dataset_or_split):

@@ -34,6 +34,8 @@ ACTIVATION_BATCH_SIZE = 32  # small batches keep the backbone's activations, and
 
 FEATURE_PASS = ("Running the frozen layers once over {images} photos; "
                 "the epochs then train only the layers after them.")
+NO_IMAGE_FOR_FEATURES = ("no image to compute features for: the shards are empty, or every training photo is also "
+                         "a validation photo. Add photos or choose other shards.")
 
 
 class ActivationCache:
@@ -208,8 +210,7 @@ def extract_features(extractor: keras.Model, dataset, batch_size: int,
         if progress is not None:
             progress.add(1)
     if not features:
-        raise DataError("no image to compute features for: the shards are empty, or every training "
-                        "photo is also a validation photo. Add photos or choose other shards.")
+        raise DataError(say(NO_IMAGE_FOR_FEATURES))
     return np.concatenate(features), np.concatenate(labels)
 
 

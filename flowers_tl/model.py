@@ -13,6 +13,7 @@ import keras
 from .accelerator import accelerator_scope
 from .data import CLASSES, image_size_pair
 from .errors import ConfigError, WeightsError, first_line
+from .messages import say
 from .records import DEFAULT_IMAGE_SIZE, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 
 WEIGHTS_ENV_VARIABLE = "FLOWERS_TL_WEIGHTS"
@@ -23,6 +24,12 @@ HEADS = ("flatten", "gap")
 # gradients Keras keeps alive), rounded up: the basis of `check_memory`'s estimate.
 TRAINING_BYTES_PER_PIXEL = 400
 NO_WEIGHTS = ("none", "random", "")
+UNKNOWN_HEAD = "head must be one of {heads}, got '{head}'"
+TOO_FEW_CLASSES = "num_classes must be at least 2, got {num_classes}"
+NO_BACKBONE_TO_FINE_TUNE = ("the model holds no pretrained network (a nested Keras model such as MobileNetV2) "
+                            "whose top blocks could be fine-tuned.")
+NO_SUCH_BLOCK = ("from_block={from_block}: '{backbone}' has no block {from_block}; choose one of {first}..{last} "
+                 "(13 fine-tunes its top 4 blocks).")
 
 
 def resolve_weights(weights: Optional[str] = None) -> Optional[str]:
@@ -177,7 +184,7 @@ def classification_head(head: str, num_classes: int, dropout: float = 0.0,
     carries `class_names` (default: the course's CLASSES when there are five classes).
     """
     if head not in HEADS:
-        raise ConfigError(f"head must be one of {HEADS}, got '{head}'")
+        raise ConfigError(say(UNKNOWN_HEAD, heads=HEADS, head=head))
     layers = [FeatureSquareRoot(name="feature_square_root")] if square_root else []
     if feature_flip:
         layers.append(keras.layers.RandomFlip("horizontal", name="feature_flip"))
@@ -207,7 +214,7 @@ def build_model(image_size=DEFAULT_IMAGE_SIZE, num_classes: int = len(CLASSES), 
     if class_names is not None:
         num_classes = len(class_names)
     if num_classes < 2:
-        raise ConfigError(f"num_classes must be at least 2, got {num_classes}")
+        raise ConfigError(say(TOO_FEW_CLASSES, num_classes=num_classes))
     height, width = image_size_pair(image_size)
     with accelerator_scope(accelerator):
         backbone = load_backbone((height, width), weights)
@@ -225,8 +232,7 @@ def find_backbone(model: keras.Model) -> keras.Model:
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             return layer
-    raise ConfigError("the model holds no pretrained network (a nested Keras model such as "
-                      "MobileNetV2) whose top blocks could be fine-tuned.")
+    raise ConfigError(say(NO_BACKBONE_TO_FINE_TUNE))
 
 
 def unfreeze_top(model: keras.Model, from_block: int) -> keras.Model:
@@ -242,8 +248,8 @@ def unfreeze_top(model: keras.Model, from_block: int) -> keras.Model:
                  None)
     if first is None:
         blocks = sorted({int(name.split("_")[1]) for name in names if name.startswith("block_")})
-        raise ConfigError(f"from_block={from_block}: '{backbone.name}' has no block {from_block}; "
-                          f"choose one of {blocks[0]}..{blocks[-1]} (13 fine-tunes its top 4 blocks).")
+        raise ConfigError(say(NO_SUCH_BLOCK, from_block=from_block, backbone=backbone.name, first=blocks[0],
+                              last=blocks[-1]))
     backbone.trainable = True
     for index, layer in enumerate(backbone.layers):
         layer.trainable = index >= first and not isinstance(layer, keras.layers.BatchNormalization)

@@ -6,6 +6,8 @@ needs neither TensorFlow nor matplotlib.
 
 import numpy as np
 
+from .messages import say
+
 
 def confusion_matrix(labels, predictions, num_classes: int) -> np.ndarray:
     """Counts: row = true class, column = predicted class (`predictions`: classes or probabilities)."""
@@ -21,6 +23,8 @@ def confusion_matrix(labels, predictions, num_classes: int) -> np.ndarray:
 # keep the name written; SparseCategoricalAccuracy() logs its class's name.
 ACCURACY_NAMES = ("accuracy", "acc", "sparse_categorical_accuracy")
 
+NO_ACCURACY = ("no {metric} in this history (it holds {keys}): compile the model with metrics=['accuracy'], "
+               "and pass validation_data to fit")
 PREDICTIONS = "The predictions"
 NOT_PROBABILITIES = ("{what} are not probabilities (values from {low:.3g} to {high:.3g}, rows adding up to "
                      "{total:.3g}): the model's last layer needs activation='softmax'.")
@@ -37,8 +41,7 @@ def accuracy_name(history: dict, validation: bool = False) -> str:
     for name in ACCURACY_NAMES:
         if prefix + name in history:
             return prefix + name
-    raise KeyError(f"no {prefix}accuracy in this history (it holds {sorted(history)}): compile the model with "
-                   "metrics=['accuracy'], and pass validation_data to fit")
+    raise KeyError(say(NO_ACCURACY, metric=prefix + "accuracy", keys=sorted(history)))
 
 
 def check_probabilities(probabilities, what: str = PREDICTIONS) -> np.ndarray:
@@ -48,7 +51,6 @@ def check_probabilities(probabilities, what: str = PREDICTIONS) -> np.ndarray:
     percentages they would read "-200 %". ConfigError (`NOT_PROBABILITIES`, translated) instead.
     """
     from .errors import ConfigError
-    from .messages import say
 
     values = np.asarray(probabilities, dtype=np.float64)
     totals = values.sum(axis=-1)

@@ -29,8 +29,12 @@ from .accelerator import accelerator_scope, training_settings
 from .errors import ConfigError
 from .fitting import TrainingRun, fit_on_images
 from .frozen import FrozenPart, predict_batch
+from .messages import say
 from .multiworker import fit_across_workers, is_multi_worker
 from .scores import accuracy_name, confusion_matrix
+
+NOT_COMPILED = ("the model is not compiled: call model.compile(optimizer='adam', "
+                "loss='sparse_categorical_crossentropy', metrics=['accuracy']) first.")
 
 
 @dataclasses.dataclass
@@ -158,8 +162,7 @@ def _learning_rate_kept(optimizer):
 
 def _check_compiled(model: keras.Model) -> None:
     if not getattr(model, "compiled", False) or model.optimizer is None:
-        raise ConfigError("the model is not compiled: call model.compile(optimizer='adam', "
-                          "loss='sparse_categorical_crossentropy', metrics=['accuracy']) first.")
+        raise ConfigError(say(NOT_COMPILED))
 
 
 def evaluate(model: keras.Model, shards, image_size=None, batch_size: int = 64,

@@ -40,7 +40,7 @@ def test_course_shards_name_the_course_classes(real_data_pattern):
     ([(0, "cats"), (2, "dogs")], r"'class' values of .* are 0, 2, not 0\.\.1"),
     ([(0, "cats"), (1, "")], r"class 1 of .* has no 'label' while other classes are named \(cats\)"),
     ([(0, "cats"), (1, "cats")], r"label 'cats' names two classes"),
-    ([(0, "cats")], r"hold only one class \('cats'\)"),
+    ([(0, "cats")], r"only one class \('cats'\) in the 1 shard in '.*'; a classifier needs at least 2"),
 ], ids=["two-labels", "gap", "unnamed", "same-name", "one-class"])
 def test_inconsistent_class_names_are_refused_by_name(tmp_path, records, message):
     write_shard(tmp_path / "a-3.tfrec", [{"image": jpeg_bytes(), "class": c, "label": l} for c, l in records])

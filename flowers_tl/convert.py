@@ -39,7 +39,7 @@ import sys
 import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from . import online
+from . import online, rules
 from .errors import ConfigError, DataError, OutputExistsError, first_line
 from .files import (FileProblem, OutputClaim, interrupt_on_signals, make_output_folder, publish,
                     reason_of, regular_file_problem, remove_stale_partials, write_text_atomically)
@@ -47,7 +47,7 @@ from .messages import say
 from .pictures import (crop_fill, decode_picture, encode_jpeg, is_picture_name, read_picture_bytes,
                        small_picture_note, to_rgb)
 from .quiet import absl_warnings_off
-from .records import CLASSES, DEFAULT_IMAGE_SIZE, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, encode as encode_record
+from .records import CLASSES, DEFAULT_IMAGE_SIZE, MAX_IMAGE_SIZE, encode as encode_record
 
 DEFAULT_SHARDS = 16
 DEFAULT_SEED = 42
@@ -358,14 +358,19 @@ def tf_flowers_shards(image_size: int = DEFAULT_IMAGE_SIZE) -> List[str]:
 # ---------------------------------------------------------------- records and shards
 
 def _check_arguments(image_size: int, shards: int) -> None:
-    if not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
-        raise ConfigError(f"image size {image_size!r} is too small: use at least {MIN_IMAGE_SIZE} "
-                          "pixels (MobileNetV2's minimum; the course uses 192).")
-    if image_size > MAX_IMAGE_SIZE:
-        raise ConfigError(say(IMAGE_TOO_LARGE, size=image_size, largest=MAX_IMAGE_SIZE,
-                              megabytes=image_size * image_size * 3 / 2**20))
-    if not isinstance(shards, int) or shards < 1:
-        raise ConfigError(f"shards must be a positive whole number, got {shards!r} (the course uses 16).")
+    """ConfigError naming the first bad argument, before anything is read or written."""
+    check_image_size(image_size)
+    rules.at_least(shards, "shards")
+
+
+def check_image_size(image_size, name: str = "image_size") -> int:
+    """The side of the shards' square pictures: `rules.image_size`, with the sentence for too large a
+    side saying what it costs here (every picture is held in memory at that size)."""
+    side = rules.whole_number(image_size, name)
+    if side > MAX_IMAGE_SIZE:
+        raise ConfigError(say(IMAGE_TOO_LARGE, size=side, largest=MAX_IMAGE_SIZE,
+                              megabytes=side * side * 3 / 2**20))
+    return rules.image_size(side, name)
 
 
 def _check_output(output: str, overwrite: bool) -> None:

@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from .errors import DataError, first_line
-from . import records
+from . import records, rules
 from .records import CLASSES, feature_spec
 
 DEFAULT_DATA_PATTERN = "gs://flowers-public/tfrecords-jpeg-192x192-2/*.tfrec"
@@ -38,11 +38,8 @@ def data_pattern(pattern: Optional[str] = None) -> str:
 
 
 def image_size_pair(image_size) -> Tuple[int, int]:
-    """Accept 192 or (192, 192) and return (height, width)."""
-    if isinstance(image_size, int):
-        return (image_size, image_size)
-    height, width = image_size
-    return (int(height), int(width))
+    """Accept 192 or (192, 192) and return (height, width) (`rules.image_size_pair`)."""
+    return rules.image_size_pair(image_size)
 
 
 def list_shards(pattern: Optional[str] = None) -> List[str]:

@@ -25,7 +25,7 @@ from typing import List, Optional, Sequence, Tuple
 import keras
 import numpy as np
 
-from . import data as flowers_data
+from . import data as flowers_data, rules
 from .errors import ConfigError
 from .frozen import predict_batch
 from .model import find_backbone
@@ -186,8 +186,7 @@ def top_losses(model: keras.Model, dataset_or_split, count: int = 9,
     is -log(probability of its true class): a confident mistake costs most. With
     `with_heatmaps`, each gets the heatmap of its predicted class.
     """
-    if count < 1:
-        raise ConfigError(f"count={count}: ask for at least 1 top loss (9 fill a 3x3 grid).")
+    count = rules.at_least(count, "count")
     worst: List[TopLoss] = []
     seen = 0
     for photos, labels in _photo_batches(model, dataset_or_split):

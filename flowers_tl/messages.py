@@ -302,6 +302,34 @@ RUSSIAN = {
          "без сети задайте FLOWERS_TL_DATA — шаблон локальных шардов (например, '/data/flowers/*.tfrec') — и "
          "FLOWERS_TL_WEIGHTS — локальный файл MobileNetV2 без верхушки (.h5), или сделайте шарды из папки "
          "с фотографиями командой `flowers-tl convert --folder`."),
+    # flowers_tl/rules.py: the limits on the numbers a user gives (command line and library alike)
+    "{name} must be {kind}, got {value} (a {type}): write it without quotes, e.g. {name}={example}.":
+        "{name} должно быть {kind}, а получено {value} (тип {type}): пишите без кавычек, например {name}={example}.",
+    "a whole number": "целым числом",
+    "a number": "числом",
+    "{name} must be at least {least}, got {value}.": "{name} должно быть не меньше {least}, а получено {value}.",
+    "{name} must be above 0, got {value}.": "{name} должно быть больше 0, а получено {value}.",
+    "{name} {value} must be between 0 and {largest} (a seed is any whole number in that range).":
+        "{name} {value} должно быть от 0 до {largest} (зерно — любое целое число в этих пределах).",
+    "{name} {value}: MobileNetV2 has blocks 1..{blocks} (13 fine-tunes its top 4).":
+        "{name} {value}: у MobileNetV2 блоки 1..{blocks} (13 дообучает верхние 4).",
+    ("image size {height}x{width} is too small: MobileNetV2 needs at least {least}x{least} "
+     "pixels (the course uses 192x192)."):
+        ("размер изображения {height}x{width} слишком мал: MobileNetV2 нужно не меньше {least}x{least} "
+         "пикселей (в курсе используется 192x192)."),
+    ("image size {height}x{width} is too large: the largest that fits is {most}x{most} (the course "
+     "uses 192x192; MobileNetV2 was trained at 224x224 and gains little above it)."):
+        ("размер изображения {height}x{width} слишком велик: наибольший допустимый — {most}x{most} (в курсе "
+         "используется 192x192; MobileNetV2 обучена на 224x224 и выше почти ничего не выигрывает)."),
+    ("{name} must be a whole number of pixels such as 192, or a (height, width) pair, got {value} "
+     "(a {type})."):
+        ("{name} должно быть целым числом пикселей, например 192, или парой (высота, ширина), а получено "
+         "{value} (тип {type})."),
+    # flowers_tl/training.py
+    ("split must be a DataSplit, the photos to train and validate on, got a {type}: write "
+     "split = ftl.split_shards(pattern) and pass split."):
+        ("split должен быть DataSplit — фотографиями для обучения и валидации, а получен {type}: напишите "
+         "split = ftl.split_shards(pattern) и передайте split."),
 }
 
 CATALOGUES = {"en": {}, "ru": RUSSIAN}

@@ -13,7 +13,8 @@ import keras
 from .accelerator import accelerator_scope
 from .data import CLASSES, image_size_pair
 from .errors import ConfigError, WeightsError, first_line
-from .records import DEFAULT_IMAGE_SIZE, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+from . import rules
+from .records import DEFAULT_IMAGE_SIZE
 
 WEIGHTS_ENV_VARIABLE = "FLOWERS_TL_WEIGHTS"
 HEADS = ("flatten", "gap")
@@ -46,12 +47,7 @@ def resolve_weights(weights: Optional[str] = None) -> Optional[str]:
 
 def load_backbone(image_size=DEFAULT_IMAGE_SIZE, weights: Optional[str] = None) -> keras.Model:
     """A frozen MobileNetV2 (alpha 1.0, no top) for `image_size` inputs scaled to [-1, 1]."""
-    height, width = image_size_pair(image_size)
-    if min(height, width) < MIN_IMAGE_SIZE:
-        raise ConfigError(
-            f"image size {height}x{width} is too small: MobileNetV2 needs at least "
-            f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} pixels (the course uses 192x192).")
-    check_image_size((height, width))
+    height, width = image_size_pair(rules.image_size(image_size))
     resolved = resolve_weights(weights)
     try:
         backbone = keras.applications.MobileNetV2(
@@ -60,15 +56,6 @@ def load_backbone(image_size=DEFAULT_IMAGE_SIZE, weights: Optional[str] = None) 
         raise _weights_error(resolved, error) from None
     backbone.trainable = False
     return backbone
-
-
-def check_image_size(image_size) -> None:
-    """ConfigError for an input larger than MAX_IMAGE_SIZE (it would end in an out-of-memory crash)."""
-    height, width = image_size_pair(image_size)
-    if max(height, width) > MAX_IMAGE_SIZE:
-        raise ConfigError(f"image size {height}x{width} is too large: the largest that fits is "
-                          f"{MAX_IMAGE_SIZE}x{MAX_IMAGE_SIZE} (the course uses 192x192; MobileNetV2 was "
-                          "trained at 224x224 and gains little above it).")
 
 
 def check_memory(image_size, photos_per_step: int, cached_images: int = 0) -> None:

@@ -268,8 +268,9 @@ def test_subset_of_course_flowers_keeps_course_numbers_custom_names_are_sorted(p
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"image_size": 16}, r"image size 16 is too small: use at least 32"),
-    ({"shards": 0}, r"shards must be a positive whole number, got 0"),
+    ({"image_size": 16}, r"image size 16x16 is too small: MobileNetV2 needs at least 32x32"),
+    ({"shards": 0}, r"shards must be at least 1, got 0"),
+    ({"image_size": "96"}, r"image_size must be a whole number, got '96' \(a str\)"),
 ])
 def test_bad_converter_arguments(photo_folder, tmp_path, kwargs, message):
     with pytest.raises(ConfigError, match=message):

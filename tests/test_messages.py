@@ -8,7 +8,7 @@ import string
 import pytest
 
 from flowers_tl import (accelerator, convert, exercises, files, frozen, learner_errors, messages, pace, pictures,
-                        plots, sources)
+                        plots, rules, sources, training)
 from flowers_tl.messages import RUSSIAN
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -21,7 +21,7 @@ def learner_facing():
     """{name: English text} of every message constant, exercise text and plot label."""
     found = {}
     for module in (accelerator, exercises, frozen, learner_errors, pace, plots, messages, files, pictures, convert,
-                   sources):
+                   sources, rules, training):
         for name, value in vars(module).items():
             if name.isupper() and isinstance(value, str) and name not in NOT_MESSAGES:
                 found[f"{module.__name__}.{name}"] = value

@@ -8,6 +8,7 @@ stderr instead of a traceback), 2 for a usage error (argparse's), 130 when inter
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -208,6 +209,20 @@ def _add_data_arguments(parser) -> None:
                         help="the first N shards are the validation set (default 3)")
 
 
+def _notes_on_stderr(command):
+    """Run `command(args)` with stdout sent to stderr, so the notes and Keras' progress bars printed
+    by the library ("Running on CPU...", the feature pass) stay off stdout; `args.results` is the
+    real stdout, where the command prints its results alone."""
+    @functools.wraps(command)
+    def run(args):
+        args.results = sys.stdout
+        with contextlib.redirect_stdout(sys.stderr):
+            return command(args)
+
+    return run
+
+
+@_notes_on_stderr
 def _train(args) -> int:
     from . import accelerator as acc, data, model as flowers_model, sources
 
@@ -351,7 +366,7 @@ def _train_and_save(args, accelerator, split, classes, model_path) -> None:
         plots.display_training_curves(result.history).savefig(partial)
     shutil.rmtree(os.path.join(args.output, BACKUP_FOLDER), ignore_errors=True)  # done: nothing to resume
     print(f"Validation accuracy {result.final_val_accuracy:.4f} (best {result.best_val_accuracy:.4f}) "
-          f"in {result.wall_time_s:.1f} s; model, metrics and curves in {args.output}/")
+          f"in {result.wall_time_s:.1f} s; model, metrics and curves in {args.output}/", file=args.results)
 
 
 def _fine_tune(model, split, accelerator, args, head_result):
@@ -435,17 +450,19 @@ def _evaluate(args) -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"{report['images']} images, accuracy {report['accuracy']:.4f}")
-    for name, value in report["per_class_accuracy"].items():
+    names = [_one_line(name) for name in report["classes"]]
+    for name, value in zip(names, report["per_class_accuracy"].values()):
         print(f"  {name:<11} {'n/a' if value is None else f'{value:.4f}'}")
-    width = max(len(c) for c in report["classes"])
+    width = max(len(c) for c in names)
     print("confusion matrix (rows: true class, columns: predicted)")
-    print(" " * (width + 1) + " ".join(f"{c[:6]:>6}" for c in report["classes"]))
-    for name, row in zip(report["classes"], report["confusion_matrix"]):
+    print(" " * (width + 1) + " ".join(f"{c[:6]:>6}" for c in names))
+    for name, row in zip(names, report["confusion_matrix"]):
         print(f"{name:<{width}} " + " ".join(f"{v:>6}" for v in row))
     if worst is not None:
         print(f"the {len(worst)} photos with the highest loss (drawn in {args.output_dir}/top_losses.png):")
         for row in worst:
-            print(f"  #{row['index']:<5} true {row['true_class']:<11} predicted {row['predicted_class']:<11} "
+            print(f"  #{row['index']:<5} true {_one_line(row['true_class']):<11} "
+                  f"predicted {_one_line(row['predicted_class']):<11} "
                   f"({row['probability']:.1%}), loss {row['loss']:.2f}")
     return 0
 
@@ -472,16 +489,27 @@ def _check_same_classes(model_path: str, model_classes, data_classes, pattern: s
 
 
 def _progress_bar(total: int):
-    """A callback `done(count)` that draws Keras' progress bar on stderr (stdout keeps the results)."""
+    """A callback `done(count)` that draws Keras' progress bar on stderr (stdout keeps the results).
+
+    Keras' live bar is drawn with ANSI colour codes; into a file or a pipe, or under NO_COLOR, the
+    bar is one plain line at the end instead.
+    """
     import keras
 
-    bar = keras.utils.Progbar(total, unit_name="image")
+    bar = keras.utils.Progbar(total, unit_name="image", verbose=1 if _colours_on(sys.stderr) else 2)
 
     def done(count: int) -> None:
         with contextlib.redirect_stdout(sys.stderr):
             bar.update(min(count, total))
 
     return done
+
+
+def _colours_on(stream) -> bool:
+    """Whether ANSI colours may be written to `stream`: a terminal, with NO_COLOR unset (no-color.org)
+    and a TERM other than 'dumb'."""
+    return (hasattr(stream, "isatty") and stream.isatty() and not os.environ.get("NO_COLOR")
+            and os.environ.get("TERM") != "dumb")
 
 
 def _classifier_shape(model, path: str):
@@ -548,9 +576,32 @@ def _predict(args) -> int:
         print(json.dumps(results, indent=2))
     else:
         for row in results:
-            explained = f" -> {row['explained']}" if "explained" in row else ""
-            print(f"{row['image']}: {row['class']} ({row['probability']:.1%}){explained}")
+            print(_predict_line(row))
     return RUNTIME_ERROR if failures else 0
+
+
+def _predict_line(row: dict) -> str:
+    """One photo's answer as one line, `picture: class (probability)`, its names made safe by `_one_line`."""
+    from .convert import file_name_text
+
+    explained = f" -> {_one_line(file_name_text(row['explained']))}" if "explained" in row else ""
+    return f"{_one_line(file_name_text(row['image']))}: {_one_line(row['class'])} ({row['probability']:.1%}){explained}"
+
+
+def _one_line(name: str) -> str:
+    """A name as it is when it reads plainly, else in double quotes with backslash escapes: a class name or
+    path holding a newline, a control character, a comma, a quote or ': ' cannot then break the
+    one-line-per-item output or be read as two fields."""
+    plain = name.isprintable() and name == name.strip() and not any(mark in name for mark in (",", '"', ": "))
+    if plain:
+        return name
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in quoted) + '"'
+
+
+def _note(text: str) -> None:
+    """Print a note on stderr: stdout holds the results alone (one JSON document with --json)."""
+    print(text, file=sys.stderr)
 
 
 def _make_folder(path: str, option: str) -> None:
@@ -593,7 +644,7 @@ def _picture_for(path: str, height: int, width: int):
     from .pictures import load_picture
 
     side = max(height, width)
-    pixels = load_picture(path, side)
+    pixels = load_picture(path, side, notes=_note)
     top, left = (side - height) // 2, (side - width) // 2
     return pixels[top:top + height, left:left + width]
 

@@ -286,22 +286,67 @@ RUSSIAN = {
      "tensorflow-datasets' tf_flowers instead, converted once to the same format."):
         ("Примечание: бакет курса {bucket} недоступен ({reason}); вместо него используется tf_flowers "
          "из tensorflow-datasets, один раз преобразованный в тот же формат."),
-    ("set FLOWERS_TL_DATA to a pattern of local shards (e.g. '/data/flowers/*.tfrec') and "
-     "FLOWERS_TL_WEIGHTS to a local MobileNetV2 no-top .h5 file, or make shards from a "
-     "photo folder with `flowers-tl convert --folder`."):
-        ("задайте FLOWERS_TL_DATA — шаблон локальных шардов (например, '/data/flowers/*.tfrec') — и "
-         "FLOWERS_TL_WEIGHTS — локальный файл MobileNetV2 без верхушки (.h5), или сделайте шарды из папки "
-         "с фотографиями командой `flowers-tl convert --folder`."),
+    ("set FLOWERS_TL_DATA to a pattern of local shards (e.g. '/data/flowers/*.tfrec'), or make "
+     "shards from a photo folder with `flowers-tl convert --folder`."):
+        ("задайте FLOWERS_TL_DATA — шаблон локальных шардов (например, '/data/flowers/*.tfrec') — или "
+         "сделайте шарды из папки с фотографиями командой `flowers-tl convert --folder`."),
     ("could not load tensorflow-datasets' tf_flowers: you are offline (no answer from "
      "storage.googleapis.com) and it was never downloaded. Online, it is downloaded once "
-     "(about 220 MB); offline, set FLOWERS_TL_DATA to a pattern of local shards (e.g. '/data/flowers/*.tfrec') and "
-     "FLOWERS_TL_WEIGHTS to a local MobileNetV2 no-top .h5 file, or make shards from a "
-     "photo folder with `flowers-tl convert --folder`."):
+     "(about 220 MB); offline, set FLOWERS_TL_DATA to a pattern of local shards (e.g. '/data/flowers/*.tfrec'), or "
+     "make shards from a photo folder with `flowers-tl convert --folder`."):
         ("не удалось загрузить tf_flowers из tensorflow-datasets: нет сети (storage.googleapis.com не отвечает), "
          "а набор ещё ни разу не скачивался. При подключении к сети он скачивается один раз (около 220 МБ); "
-         "без сети задайте FLOWERS_TL_DATA — шаблон локальных шардов (например, '/data/flowers/*.tfrec') — и "
-         "FLOWERS_TL_WEIGHTS — локальный файл MobileNetV2 без верхушки (.h5), или сделайте шарды из папки "
+         "без сети задайте FLOWERS_TL_DATA — шаблон локальных шардов (например, '/data/flowers/*.tfrec') — "
+         "или сделайте шарды из папки "
          "с фотографиями командой `flowers-tl convert --folder`."),
+    # flowers_tl/convert.py: shard counts and class-folder names
+    ("Note: wrote {written} shard(s), not the {asked} asked for: there are only {photos} photos, "
+     "and every shard holds at least one."):
+        ("Заметка: записано шардов: {written}, а не {asked}, как просили: фотографий всего {photos}, "
+         "а в каждом шарде хотя бы одна."),
+    ("class folder {name} in '{folder}' has a control or invisible character in its name "
+     "({character}), which would make a class name that prints wrongly or looks like another: "
+     "rename the folder."):
+        ("в имени папки класса {name} в '{folder}' есть управляющий или невидимый символ ({character}), "
+         "из-за которого имя класса печатается неверно или похоже на другое: переименуйте папку."),
+    ("class folders {first} and {second} in '{folder}' differ only in Unicode normalisation, "
+     "spaces at the ends or upper and lower case, so they would become two classes that look "
+     "alike: put their photos in one folder, or rename one."):
+        ("папки классов {first} и {second} в '{folder}' различаются только нормализацией Unicode, "
+         "пробелами по краям или регистром букв, и стали бы двумя похожими классами: сложите их "
+         "фотографии в одну папку или переименуйте одну из них."),
+    # flowers_tl/model.py: the backbone's weights
+    ("weights file '{path}' does not exist. Give --weights imagenet (weights='imagenet' in Python) "
+     "to download them, or the path of a MobileNetV2 no-top .h5 file (--weights, weights= or "
+     "{variable})."):
+        ("файл весов '{path}' не существует. Укажите --weights imagenet (weights='imagenet' в Python), "
+         "чтобы скачать их, или путь к файлу MobileNetV2 без верхушки (.h5) (--weights, weights= или "
+         "{variable})."),
+    ("could not download the ImageNet MobileNetV2 weights (are you offline?): {first}. "
+     "Remedies: give --weights (weights= in Python) or set {variable} to a local '{local}' (it "
+     "loads at any image size), or copy it into $KERAS_HOME/models/ (default ~/.keras/models/), "
+     "where it is used offline for any size (Keras' own file for this size is '{wanted}')."):
+        ("не удалось скачать веса ImageNet для MobileNetV2 (нет сети?): {first}. "
+         "Что сделать: укажите --weights (weights= в Python) или задайте {variable} — локальный '{local}' "
+         "(он подходит для любого размера изображений), или скопируйте его в $KERAS_HOME/models/ "
+         "(по умолчанию ~/.keras/models/), где без сети он используется для любого размера (собственный "
+         "файл Keras для этого размера — '{wanted}')."),
+    ("Note: offline, and Keras' '{wanted}' is not in {folder}; using '{local}' (the 224 weights "
+     "load at any image size)."):
+        ("Заметка: сети нет, а файла Keras '{wanted}' нет в {folder}; используется '{local}' (веса 224 "
+         "подходят для любого размера изображений)."),
+    # flowers_tl/pictures.py: kinds it cannot read, pictures far from square
+    "{kind} picture, not supported here: convert it to JPEG or PNG first":
+        "изображение {kind} здесь не поддерживается: сначала преобразуйте его в JPEG или PNG",
+    ("Note: '{path}' is {width}x{height} pixels, far from square: only its central {side}x{side} "
+     "square is used (the model sees square pictures); crop the part that matters to a square first."):
+        ("Заметка: '{path}' — {width}x{height} пикселей, далеко не квадрат: используется только центральный "
+         "квадрат {side}x{side} (модель видит квадратные изображения); сначала обрежьте до квадрата то, что важно."),
+    # flowers_tl/sources.py: training offline without data needs the weights too
+    ("Training also needs MobileNetV2's weights: set FLOWERS_TL_WEIGHTS to a local no-top .h5 file, "
+     "or copy it into ~/.keras/models/."):
+        ("Для обучения нужны и веса MobileNetV2: задайте FLOWERS_TL_WEIGHTS — локальный файл без верхушки (.h5) — "
+         "или скопируйте его в ~/.keras/models/."),
     # flowers_tl/rules.py: the limits on the numbers a user gives (command line and library alike)
     "{name} must be {kind}, got {value} (a {type}): write it without quotes, e.g. {name}={example}.":
         "{name} должно быть {kind}, а получено {value} (тип {type}): пишите без кавычек, например {name}={example}.",

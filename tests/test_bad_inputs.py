@@ -265,7 +265,8 @@ def test_imagenet_weights_offline(tmp_path, real_data_pattern):
 
 
 def test_weights_path_that_does_not_exist(tmp_path):
-    with pytest.raises(WeightsError, match=r"weights file '.*nothing.h5' does not exist\. Pass weights='imagenet'"):
+    with pytest.raises(WeightsError, match=r"weights file '.*nothing.h5' does not exist\. Give --weights imagenet "
+                                            r"\(weights='imagenet' in Python\)"):
         flowers_model.build_model(32, weights=str(tmp_path / "nothing.h5"))
 
 

@@ -363,7 +363,8 @@ def _train_and_save(args, accelerator, split, classes, model_path) -> None:
     write_text_atomically(os.path.join(args.output, "history.json"),
                           json.dumps({k: [float(v) for v in vs] for k, vs in result.history.items()}, indent=2))
     with written_atomically(os.path.join(args.output, "curves.png"), suffix=".png") as partial:
-        plots.display_training_curves(result.history).savefig(partial)
+        plots.display_training_curves(result.history, fine_tune_start=None if args.fine_tune_from is None
+                                      else args.epochs + 1).savefig(partial)
     shutil.rmtree(os.path.join(args.output, BACKUP_FOLDER), ignore_errors=True)  # done: nothing to resume
     print(f"Validation accuracy {result.final_val_accuracy:.4f} (best {result.best_val_accuracy:.4f}) "
           f"in {result.wall_time_s:.1f} s; model, metrics and curves in {args.output}/", file=args.results)

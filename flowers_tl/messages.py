@@ -224,8 +224,9 @@ RUSSIAN = {
     "convert: {done} of {total} photos ({percent:.0f}%)": "convert: {done} из {total} фотографий ({percent:.0f}%)",
     # issue 15: explain.py, Grad-CAM and top losses (labels drawn by flowers_tl/plots.py)
     "where it looks for {predicted}": "куда смотрит модель: {predicted}",
-    "true: {true}\npredicted: {predicted} ({probability:.0%})":
-        "на самом деле: {true}\nпредсказано: {predicted} ({probability:.0%})",
+    "#{index} true: {true}\npredicted: {predicted} ({probability:.0%})":
+        "#{index} на самом деле: {true}\nпредсказано: {predicted} ({probability:.0%})",
+    "fine-tuning starts": "начало дообучения",
     "loss {loss:.2f}": "потери {loss:.2f}",
     "the {count} validation photos with the highest loss": "валидационные фото с наибольшими потерями: {count}",
     "your photo": "ваше фото",

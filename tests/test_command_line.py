@@ -382,3 +382,37 @@ def test_without_any_weights_offline_the_message_names_the_file_for_that_size(tm
     assert "Keras' own file for this size is 'mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_160_no_top.h5'" \
         in message
     assert "give --weights (weights= in Python) or set FLOWERS_TL_WEIGHTS" in message
+
+
+# ---------------------------------------------------------------- figures, drawn headless
+
+def test_fine_tuning_curves_mark_where_fine_tuning_starts():
+    """3 head epochs then 2 of fine-tuning on one axis: a dashed line between epochs 3 and 4, in the legend,
+    in the chosen language; without fine-tuning, no line."""
+    import flowers_tl as ftl
+    from flowers_tl import plots
+
+    history = {"loss": [1.0, 0.8, 0.7, 0.5, 0.4], "val_loss": [1.1, 0.9, 0.8, 0.6, 0.6],
+               "accuracy": [0.5, 0.6, 0.7, 0.8, 0.9], "val_accuracy": [0.4, 0.5, 0.6, 0.7, 0.8]}
+    for language, label in (("en", "fine-tuning starts"), ("ru", "начало дообучения")):
+        ftl.set_language(language)
+        try:
+            figure = plots.display_training_curves(history, fine_tune_start=4)
+        finally:
+            ftl.set_language("en")
+        for axes in figure.axes:
+            marks = [line for line in axes.get_lines() if line.get_label() == label]
+            assert len(marks) == 1 and list(marks[0].get_xdata()) == [3.5, 3.5]
+            assert label in [text.get_text() for text in axes.get_legend().get_texts()]
+    plain = plots.display_training_curves(history)
+    assert all(len(axes.get_lines()) == 2 for axes in plain.axes)
+
+
+def test_the_top_loss_figure_draws_the_numbers_the_text_list_uses():
+    from flowers_tl import explain, plots
+
+    photo = np.zeros((32, 32, 3), "float32")
+    worst = [explain.TopLoss(photo, 0, 1, 0.9, 0.05, 3.0, index=17), explain.TopLoss(photo, 2, 3, 0.8, 0.1, 2.3, index=4)]
+    figure = plots.display_top_losses(worst)
+    titles = [axes.get_title() for axes in figure.axes]
+    assert titles == ["#17 true: daisy\npredicted: dandelion (90%)", "#4 true: roses\npredicted: sunflowers (80%)"]

@@ -17,10 +17,9 @@ import shutil
 import sys
 import tempfile
 
-from . import __version__
+from . import __version__, rules
 from .errors import ConfigError, FlowersTLError, OutputExistsError, first_line
 from .files import CannotWrite, write_text_atomically, written_atomically
-from . import rules
 from .records import DEFAULT_IMAGE_SIZE
 
 RUNTIME_ERROR = 1  # the command ran and failed; argparse uses 2 for usage errors
@@ -104,8 +103,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--weights", help="'imagenet', a .h5 path or 'none' (default: $FLOWERS_TL_WEIGHTS or imagenet)")
     train.add_argument("--image-size", type=_rule(rules.image_size, "--image-size"), default=DEFAULT_IMAGE_SIZE,
                        help=f"square input size in pixels (default {DEFAULT_IMAGE_SIZE})")
-    train.add_argument("--epochs", type=_rule(rules.at_least, "--epochs"), default=10, help="passes over the training images (default 10)")
-    train.add_argument("--batch-size", type=_rule(rules.at_least, "--batch-size"), default=64, help="per replica (default 64)")
+    train.add_argument("--epochs", type=_rule(rules.at_least, "--epochs"), default=10,
+                       help="passes over the training images (default 10)")
+    train.add_argument("--batch-size", type=_rule(rules.at_least, "--batch-size"), default=64,
+                       help="per replica (default 64)")
     train.add_argument("--head", choices=["flatten", "gap"], default="flatten",
                        help="Flatten (the course, default) or GlobalAveragePooling")
     train.add_argument("--seed", type=_rule(rules.seed, "--seed"), default=None,
@@ -163,7 +164,8 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--output", required=True, help="folder for the .tfrec shards")
     convert.add_argument("--image-size", type=_rule(_convert_image_size, "--image-size"), default=DEFAULT_IMAGE_SIZE,
                          help=f"square size of the pictures in the shards, in pixels (default {DEFAULT_IMAGE_SIZE})")
-    convert.add_argument("--shards", type=_rule(rules.at_least, "--shards"), default=16, help="number of .tfrec files to write (default 16)")
+    convert.add_argument("--shards", type=_rule(rules.at_least, "--shards"), default=16,
+                         help="number of .tfrec files to write (default 16)")
     convert.add_argument("--seed", type=int, default=42,
                          help="seed of the shuffle that spreads the classes over the shards (default 42)")
     convert.add_argument("--overwrite", action="store_true", help="replace shards already in --output")

@@ -16,8 +16,9 @@ from typing import List, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from .errors import DataError, first_line
-from . import records, rules
+from . import records
 from .records import CLASSES, feature_spec
+from .rules import image_size_pair  # 192 or (192, 192) -> (height, width); also data.image_size_pair
 
 DEFAULT_DATA_PATTERN = "gs://flowers-public/tfrecords-jpeg-192x192-2/*.tfrec"
 DATA_ENV_VARIABLE = "FLOWERS_TL_DATA"
@@ -35,11 +36,6 @@ _CHECKED_CLASSES = [tuple(CLASSES)]
 def data_pattern(pattern: Optional[str] = None) -> str:
     """The shard pattern to use: the argument, else $FLOWERS_TL_DATA, else the course bucket."""
     return pattern or os.environ.get(DATA_ENV_VARIABLE) or DEFAULT_DATA_PATTERN
-
-
-def image_size_pair(image_size) -> Tuple[int, int]:
-    """Accept 192 or (192, 192) and return (height, width) (`rules.image_size_pair`)."""
-    return rules.image_size_pair(image_size)
 
 
 def list_shards(pattern: Optional[str] = None) -> List[str]:

@@ -78,13 +78,13 @@ def block(value, name: str = "from_block") -> int:
 
 def image_size_pair(image_size, name: str = "image_size"):
     """(height, width) from 192 or (192, 192): whole numbers only, so "96" is not read as 9x6."""
-    if isinstance(image_size, (tuple, list)) and len(image_size) == 2:
-        try:
+    if isinstance(image_size, numbers.Integral) and not isinstance(image_size, bool):
+        return (int(image_size), int(image_size))
+    if not isinstance(image_size, (str, bytes)) and hasattr(image_size, "__len__") and len(image_size) == 2:
+        try:  # a tuple, a list, a NumPy array, a model's input shape[1:3]
             return tuple(whole_number(side, name) for side in image_size)
         except WrongTypeError:
             pass  # said below, for the whole value
-    elif isinstance(image_size, numbers.Integral) and not isinstance(image_size, bool):
-        return (int(image_size), int(image_size))
     raise WrongTypeError(say(NOT_A_SIZE, name=name, value=repr(image_size), type=type(image_size).__name__))
 
 

@@ -109,6 +109,12 @@ def test_the_library_uses_the_same_rules_with_its_own_argument_names():
         rules.at_least(0, "epochs")
     with pytest.raises(ConfigError, match=r"^shards must be at least 1, got 0\.$"):
         convert.convert_folder("anywhere", "out", shards=0)
+    from flowers_tl import training
+
+    with pytest.raises(ConfigError, match=r"^from_block 0: MobileNetV2 has blocks 1\.\.16 \(13 fine-tunes its top 4\)"):
+        training.fine_tune(None, None, from_block=0)  # refused before the model is touched
+    with pytest.raises(ConfigError, match=r"^learning_rate must be above 0, got 0\.0\.$"):
+        training.fine_tune(None, None, learning_rate=0.0)
 
 
 # ---------------------------------------------------------------- wrong types in Python

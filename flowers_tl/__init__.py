@@ -1,7 +1,7 @@
 """flowers_tl: the helper package of the course "Your first Keras model, with transfer learning".
 
 The notebooks import it as `import flowers_tl as ftl`. One module per concern:
-`records`, `accelerator`, `data`, `sources`, `pictures`, `files`, `convert`, `model`,
+`records`, `rules`, `accelerator`, `data`, `sources`, `pictures`, `files`, `convert`, `model`,
 `frozen`, `training`, `plots`, `explain`, `exercises`, `pace` and `cli` (README: "How the
 package is laid out"); the names below are the ones the course uses.
 
@@ -39,7 +39,7 @@ _NAMES = {  # name: the module that defines it, imported on first use
 }
 _MODULES = ("accelerator", "attempts", "cli", "convert", "data", "errors", "exercises", "explain", "files",
             "fitting", "frozen", "learner_errors", "messages", "model", "multiworker", "notebook_setup", "online",
-            "pace", "pictures", "plots", "quiet", "records", "scores", "solutions", "sources", "training")
+            "pace", "pictures", "plots", "quiet", "records", "rules", "scores", "solutions", "sources", "training")
 
 
 def __getattr__(name):

@@ -8,6 +8,7 @@ stderr instead of a traceback), 2 for a usage error (argparse's), 130 when inter
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -16,7 +17,7 @@ import shutil
 import sys
 import tempfile
 
-from . import __version__
+from . import __version__, rules
 from .errors import ConfigError, FlowersTLError, OutputExistsError, first_line
 from .files import CannotWrite, write_text_atomically, written_atomically
 from .records import DEFAULT_IMAGE_SIZE
@@ -42,7 +43,11 @@ def main(argv=None) -> int:
 
     set_defaults()  # TensorFlow's start-up lines, whichever command loads it first
     install_import_hook()
-    args = _parser().parse_args(argv)
+    _tolerant_output()
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the command's own parser, with its usage line
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         check_keras_backend()
         return args.run(args) or 0
@@ -53,6 +58,17 @@ def main(argv=None) -> int:
         said = str(interruption) if type(interruption) is not KeyboardInterrupt else ""
         print(f"flowers-tl {args.command}: interrupted{': ' + said if said else ''}", file=sys.stderr)
         return INTERRUPTED
+
+
+def _tolerant_output() -> None:
+    """Print what the locale's encoding cannot show (Cyrillic under LC_ALL=C) as backslash escapes.
+
+    Python writes stdout and stderr in the locale's encoding, strictly: one class name or path
+    it cannot encode would raise UnicodeEncodeError at a print and lose every answer computed.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def check_keras_backend() -> None:
@@ -75,23 +91,29 @@ def check_keras_backend() -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="flowers-tl",
+        prog="flowers-tl", allow_abbrev=False,
         description="Transfer learning on the five-class flowers TFRecords with a frozen MobileNetV2.",
         epilog="Results go to stdout, notes and progress to stderr. Exit status: 0 done, 1 the command "
                "failed (one error line on stderr), 2 usage error, 130 interrupted.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    parser.commands = commands.choices  # {name: its parser}, for `main` to report a command's own errors
 
-    train = commands.add_parser("train", help="train a model and save it with its metrics")
+    train = _command(commands, "train", "train a model and save it with its metrics",
+                     "Train the course's model (a frozen ImageNet MobileNetV2 and a small head) on the flowers "
+                     "shards, or on shards of your own photos, and save model.keras, metrics.json and the "
+                     "training curves in --output.")
     _add_data_arguments(train)
     train.add_argument("--weights", help="'imagenet', a .h5 path or 'none' (default: $FLOWERS_TL_WEIGHTS or imagenet)")
-    train.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE,
+    train.add_argument("--image-size", type=_rule(rules.image_size, "--image-size"), default=DEFAULT_IMAGE_SIZE,
                        help=f"square input size in pixels (default {DEFAULT_IMAGE_SIZE})")
-    train.add_argument("--epochs", type=int, default=10, help="passes over the training images (default 10)")
-    train.add_argument("--batch-size", type=int, default=64, help="per replica (default 64)")
+    train.add_argument("--epochs", type=_rule(rules.at_least, "--epochs"), default=10,
+                       help="passes over the training images (default 10)")
+    train.add_argument("--batch-size", type=_rule(rules.at_least, "--batch-size"), default=64,
+                       help="per replica (default 64)")
     train.add_argument("--head", choices=["flatten", "gap"], default="flatten",
                        help="Flatten (the course, default) or GlobalAveragePooling")
-    train.add_argument("--seed", type=int, default=None,
+    train.add_argument("--seed", type=_rule(rules.seed, "--seed"), default=None,
                        help="random seed, for a run that can be repeated (default: a different run each time)")
     train.add_argument("--output", default=DEFAULT_OUTPUT, help=f"output folder (default {DEFAULT_OUTPUT})")
     train.add_argument("--overwrite", action="store_true", help="replace a model already in --output")
@@ -100,16 +122,18 @@ def _parser() -> argparse.ArgumentParser:
     tuning = train.add_argument_group(
         "fine-tuning", "after the head, let MobileNetV2's top blocks learn too at a low rate; blocks below "
         "stay frozen and are computed once per photo, so this takes minutes on a CPU")
-    tuning.add_argument("--fine-tune-from", type=int, metavar="BLOCK",
+    tuning.add_argument("--fine-tune-from", type=_rule(rules.block, "--fine-tune-from"), metavar="BLOCK",
                         help="first MobileNetV2 block to fine-tune, 1..16 (13: the top 4 blocks; default: "
                              "no fine-tuning)")
-    tuning.add_argument("--fine-tune-epochs", type=int, default=8,
+    tuning.add_argument("--fine-tune-epochs", type=_rule(rules.at_least, "--fine-tune-epochs"), default=8,
                         help="epochs of fine-tuning after the head's epochs (default 8)")
-    tuning.add_argument("--fine-tune-rate", type=float, default=1e-4,
+    tuning.add_argument("--fine-tune-rate", type=_rule(rules.above_zero, "--fine-tune-rate", float), default=1e-4,
                         help="Adam learning rate, lowered along a cosine (default 1e-4)")
     train.set_defaults(run=_train)
 
-    evaluate = commands.add_parser("evaluate", help="accuracy and confusion matrix of a saved model")
+    evaluate = _command(commands, "evaluate", "accuracy and confusion matrix of a saved model",
+                        "Score a model saved by `train` on the validation shards (or all of them): accuracy, "
+                        "per-class accuracy, confusion matrix, and optionally the photos it gets most wrong.")
     evaluate.add_argument("model", help="a .keras file written by `train`")
     _add_data_arguments(evaluate)
     evaluate.add_argument("--all-shards", action="store_true",
@@ -117,14 +141,16 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--flip-test", action="store_true",
                           help="average each photo's and its mirror image's prediction (test-time flips)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of text")
-    evaluate.add_argument("--top-losses", type=int, metavar="N",
+    evaluate.add_argument("--top-losses", type=_rule(rules.at_least, "--top-losses"), metavar="N",
                           help="also list the N photos with the highest loss and draw them, with heatmaps, "
                                "in --output-dir")
     evaluate.add_argument("--output-dir", default=DEFAULT_TOP_LOSSES_DIR,
                           help=f"folder for top_losses.png (default {DEFAULT_TOP_LOSSES_DIR})")
     evaluate.set_defaults(run=_evaluate)
 
-    predict = commands.add_parser("predict", help="classify picture files with a saved model")
+    predict = _command(commands, "predict", "classify picture files with a saved model",
+                       "Classify picture files with a model saved by `train`: one line per picture (or one "
+                       "JSON document) on stdout, skipped files named on stderr.")
     predict.add_argument("model", help="a .keras file written by `train`")
     predict.add_argument("images", nargs="+", help="picture files (JPEG, PNG...)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -133,34 +159,79 @@ def _parser() -> argparse.ArgumentParser:
                               "probabilities and where the model looks (Grad-CAM heatmap)")
     predict.set_defaults(run=_predict)
 
-    convert = commands.add_parser("convert", help="photos (one folder per class) or tf_flowers to TFRecords")
+    convert = _command(commands, "convert", "photos (one folder per class) or tf_flowers to TFRecords",
+                       "Turn a folder of photos, one sub-folder per class, or tensorflow-datasets' tf_flowers "
+                       "into .tfrec shards that `train` and `evaluate` read.")
     source = convert.add_mutually_exclusive_group(required=True)
     source.add_argument("--folder", help="a folder with one sub-folder of photos per class")
     source.add_argument("--tf-flowers", action="store_true", help="tensorflow-datasets' tf_flowers")
     convert.add_argument("--output", required=True, help="folder for the .tfrec shards")
-    convert.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE,
+    convert.add_argument("--image-size", type=_rule(_convert_image_size, "--image-size"), default=DEFAULT_IMAGE_SIZE,
                          help=f"square size of the pictures in the shards, in pixels (default {DEFAULT_IMAGE_SIZE})")
-    convert.add_argument("--shards", type=int, default=16, help="number of .tfrec files to write (default 16)")
+    convert.add_argument("--shards", type=_rule(rules.at_least, "--shards"), default=16,
+                         help="number of .tfrec files to write (default 16)")
     convert.add_argument("--seed", type=int, default=42,
                          help="seed of the shuffle that spreads the classes over the shards (default 42)")
     convert.add_argument("--overwrite", action="store_true", help="replace shards already in --output")
     convert.set_defaults(run=_convert)
 
-    info = commands.add_parser("info", help="versions, Keras backend and accelerator")
+    info = _command(commands, "info", "versions, Keras backend and accelerator",
+                    "Print the versions of Python, TensorFlow, Keras and JAX, the data pattern, the weights "
+                    "and the accelerator the other commands would use.")
     info.set_defaults(run=_info)
     return parser
 
 
+def _command(commands, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    """A sub-command's parser: `summary` in the top-level help, `description` atop its own `--help`,
+    and no abbreviated options (`--epoch` would silently be taken for `--epochs`)."""
+    return commands.add_parser(name, help=summary, description=description, allow_abbrev=False)
+
+
+def _rule(rule, option: str, kind=int):
+    """An argparse `type=` that reads `kind` and checks it with a `rules` function, so a value the
+    library would refuse is a usage error (exit status 2) before TensorFlow is imported."""
+    def read(text: str):
+        value = kind(text)  # ValueError: argparse says "invalid int value: 'many'"
+        try:
+            return rule(value, option)
+        except FlowersTLError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    read.__name__ = kind.__name__
+    return read
+
+
+def _convert_image_size(value: int, option: str) -> int:
+    """`convert`'s picture size rule (`convert.check_image_size`, which imports no TensorFlow)."""
+    from .convert import check_image_size
+
+    return check_image_size(value, option)
+
+
 def _add_data_arguments(parser) -> None:
     parser.add_argument("--data", help="shard glob, local or gs:// (default: $FLOWERS_TL_DATA or the course bucket)")
-    parser.add_argument("--validation-shards", type=int, default=3,
+    parser.add_argument("--validation-shards", type=_rule(rules.at_least, "--validation-shards"), default=3,
                         help="the first N shards are the validation set (default 3)")
 
 
+def _notes_on_stderr(command):
+    """Run `command(args)` with stdout sent to stderr, so the notes and Keras' progress bars printed
+    by the library ("Running on CPU...", the feature pass) stay off stdout; `args.results` is the
+    real stdout, where the command prints its results alone."""
+    @functools.wraps(command)
+    def run(args):
+        args.results = sys.stdout
+        with contextlib.redirect_stdout(sys.stderr):
+            return command(args)
+
+    return run
+
+
+@_notes_on_stderr
 def _train(args) -> int:
     from . import accelerator as acc, data, model as flowers_model, sources
 
-    _check_training_arguments(args)  # all of them, before anything is written
     model_path = os.path.join(args.output, "model.keras")
     if os.path.exists(model_path) and not args.overwrite:
         raise OutputExistsError(f"'{model_path}' exists; pass --overwrite to replace it, "
@@ -187,31 +258,6 @@ def _train(args) -> int:
         if made_output and os.path.isdir(args.output) and not os.listdir(args.output):
             os.rmdir(args.output)  # a run that failed before writing anything leaves no empty folder
     return 0
-
-
-def _check_training_arguments(args) -> None:
-    """ConfigError naming the first bad `train` argument: checked before any file is written,
-    so a refused command leaves nothing behind that would block the corrected one."""
-    from .model import check_image_size
-    from .records import MIN_IMAGE_SIZE
-
-    checks = [(args.epochs >= 1, f"epochs must be at least 1, got {args.epochs}"),
-              (args.batch_size >= 1, f"batch size must be a positive integer, got {args.batch_size}"),
-              (args.validation_shards >= 1, f"validation_shards={args.validation_shards} must be between 1 "
-                                            "and the number of shards minus one"),
-              (args.seed is None or 0 <= args.seed < 2**32,
-               f"--seed {args.seed} must be between 0 and {2**32 - 1} (a seed is any whole number in that range)"),
-              (args.image_size >= MIN_IMAGE_SIZE,
-               f"image size {args.image_size}x{args.image_size} is too small: MobileNetV2 needs at least "
-               f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} pixels (the course uses 192x192)."),
-              (args.fine_tune_from is None or 1 <= args.fine_tune_from <= 16,
-               f"--fine-tune-from {args.fine_tune_from}: MobileNetV2 has blocks 1..16 (13 fine-tunes its top 4)"),
-              (args.fine_tune_epochs >= 1, f"--fine-tune-epochs must be at least 1, got {args.fine_tune_epochs}"),
-              (args.fine_tune_rate > 0, f"--fine-tune-rate must be above 0, got {args.fine_tune_rate}")]
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(message)
-    check_image_size(args.image_size)
 
 
 def _check_output_folder(output: str) -> None:
@@ -323,10 +369,11 @@ def _train_and_save(args, accelerator, split, classes, model_path) -> None:
     write_text_atomically(os.path.join(args.output, "history.json"),
                           json.dumps({k: [float(v) for v in vs] for k, vs in result.history.items()}, indent=2))
     with written_atomically(os.path.join(args.output, "curves.png"), suffix=".png") as partial:
-        plots.display_training_curves(result.history).savefig(partial)
+        plots.display_training_curves(result.history, fine_tune_start=None if args.fine_tune_from is None
+                                      else args.epochs + 1).savefig(partial)
     shutil.rmtree(os.path.join(args.output, BACKUP_FOLDER), ignore_errors=True)  # done: nothing to resume
     print(f"Validation accuracy {result.final_val_accuracy:.4f} (best {result.best_val_accuracy:.4f}) "
-          f"in {result.wall_time_s:.1f} s; model, metrics and curves in {args.output}/")
+          f"in {result.wall_time_s:.1f} s; model, metrics and curves in {args.output}/", file=args.results)
 
 
 def _fine_tune(model, split, accelerator, args, head_result):
@@ -410,17 +457,19 @@ def _evaluate(args) -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"{report['images']} images, accuracy {report['accuracy']:.4f}")
-    for name, value in report["per_class_accuracy"].items():
+    names = [_one_line(name) for name in report["classes"]]
+    for name, value in zip(names, report["per_class_accuracy"].values()):
         print(f"  {name:<11} {'n/a' if value is None else f'{value:.4f}'}")
-    width = max(len(c) for c in report["classes"])
+    width = max(len(c) for c in names)
     print("confusion matrix (rows: true class, columns: predicted)")
-    print(" " * (width + 1) + " ".join(f"{c[:6]:>6}" for c in report["classes"]))
-    for name, row in zip(report["classes"], report["confusion_matrix"]):
+    print(" " * (width + 1) + " ".join(f"{c[:6]:>6}" for c in names))
+    for name, row in zip(names, report["confusion_matrix"]):
         print(f"{name:<{width}} " + " ".join(f"{v:>6}" for v in row))
     if worst is not None:
         print(f"the {len(worst)} photos with the highest loss (drawn in {args.output_dir}/top_losses.png):")
         for row in worst:
-            print(f"  #{row['index']:<5} true {row['true_class']:<11} predicted {row['predicted_class']:<11} "
+            print(f"  #{row['index']:<5} true {_one_line(row['true_class']):<11} "
+                  f"predicted {_one_line(row['predicted_class']):<11} "
                   f"({row['probability']:.1%}), loss {row['loss']:.2f}")
     return 0
 
@@ -429,8 +478,6 @@ def _top_losses(model, shards, classes, args) -> list:
     """`evaluate --top-losses N`: draw the N worst photos in --output-dir; one dict per photo."""
     from . import explain, plots
 
-    if args.top_losses < 1:
-        raise ConfigError(f"--top-losses {args.top_losses}: ask for at least 1 photo (9 fill a 3x3 grid)")
     _make_folder(args.output_dir, "--output-dir")
     worst = explain.top_losses(model, shards, args.top_losses, with_heatmaps=True)
     plots.display_top_losses(worst).savefig(os.path.join(args.output_dir, "top_losses.png"))
@@ -449,16 +496,27 @@ def _check_same_classes(model_path: str, model_classes, data_classes, pattern: s
 
 
 def _progress_bar(total: int):
-    """A callback `done(count)` that draws Keras' progress bar on stderr (stdout keeps the results)."""
+    """A callback `done(count)` that draws Keras' progress bar on stderr (stdout keeps the results).
+
+    Keras' live bar is drawn with ANSI colour codes; into a file or a pipe, or under NO_COLOR, the
+    bar is one plain line at the end instead.
+    """
     import keras
 
-    bar = keras.utils.Progbar(total, unit_name="image")
+    bar = keras.utils.Progbar(total, unit_name="image", verbose=1 if _colours_on(sys.stderr) else 2)
 
     def done(count: int) -> None:
         with contextlib.redirect_stdout(sys.stderr):
             bar.update(min(count, total))
 
     return done
+
+
+def _colours_on(stream) -> bool:
+    """Whether ANSI colours may be written to `stream`: a terminal, with NO_COLOR unset (no-color.org)
+    and a TERM other than 'dumb'."""
+    return (hasattr(stream, "isatty") and stream.isatty() and not os.environ.get("NO_COLOR")
+            and os.environ.get("TERM") != "dumb")
 
 
 def _classifier_shape(model, path: str):
@@ -525,9 +583,32 @@ def _predict(args) -> int:
         print(json.dumps(results, indent=2))
     else:
         for row in results:
-            explained = f" -> {row['explained']}" if "explained" in row else ""
-            print(f"{row['image']}: {row['class']} ({row['probability']:.1%}){explained}")
+            print(_predict_line(row))
     return RUNTIME_ERROR if failures else 0
+
+
+def _predict_line(row: dict) -> str:
+    """One photo's answer as one line, `picture: class (probability)`, its names made safe by `_one_line`."""
+    from .convert import file_name_text
+
+    explained = f" -> {_one_line(file_name_text(row['explained']))}" if "explained" in row else ""
+    return f"{_one_line(file_name_text(row['image']))}: {_one_line(row['class'])} ({row['probability']:.1%}){explained}"
+
+
+def _one_line(name: str) -> str:
+    """A name as it is when it reads plainly, else in double quotes with backslash escapes: a class name or
+    path holding a newline, a control character, a comma, a quote or ': ' cannot then break the
+    one-line-per-item output or be read as two fields."""
+    plain = name.isprintable() and name == name.strip() and not any(mark in name for mark in (",", '"', ": "))
+    if plain:
+        return name
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in quoted) + '"'
+
+
+def _note(text: str) -> None:
+    """Print a note on stderr: stdout holds the results alone (one JSON document with --json)."""
+    print(text, file=sys.stderr)
 
 
 def _make_folder(path: str, option: str) -> None:
@@ -570,7 +651,7 @@ def _picture_for(path: str, height: int, width: int):
     from .pictures import load_picture
 
     side = max(height, width)
-    pixels = load_picture(path, side)
+    pixels = load_picture(path, side, notes=_note)
     top, left = (side - height) // 2, (side - width) // 2
     return pixels[top:top + height, left:left + width]
 

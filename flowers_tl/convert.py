@@ -37,30 +37,33 @@ import os
 import random
 import sys
 import time
+import unicodedata
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from . import online
+from . import online, rules
 from .errors import ConfigError, DataError, OutputExistsError, first_line
 from .files import (FileProblem, OutputClaim, interrupt_on_signals, make_output_folder, publish,
                     reason_of, regular_file_problem, remove_stale_partials, write_text_atomically)
 from .messages import say
-from .pictures import (crop_fill, decode_picture, encode_jpeg, is_picture_name, read_picture_bytes,
-                       small_picture_note, to_rgb)
+from .pictures import (NOT_SUPPORTED, crop_fill, decode_picture, encode_jpeg, far_from_square_note, is_picture_name,
+                       read_picture_bytes, small_picture_note, to_rgb, unsupported_kind)
 from .quiet import absl_warnings_off
-from .records import CLASSES, DEFAULT_IMAGE_SIZE, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, encode as encode_record
+from .records import CLASSES, DEFAULT_IMAGE_SIZE, MAX_IMAGE_SIZE, encode as encode_record
 
 DEFAULT_SHARDS = 16
 DEFAULT_SEED = 42
 PARTIAL_SUFFIX = ".tfrec.tmp"
 JPEG_QUALITY = 90
 CACHE_ENV_VARIABLE = "FLOWERS_TL_CACHE"
-LOCAL_COPY_REMEDY = ("set FLOWERS_TL_DATA to a pattern of local shards (e.g. '/data/flowers/*.tfrec') and "
-                     "FLOWERS_TL_WEIGHTS to a local MobileNetV2 no-top .h5 file, or make shards from a "
-                     "photo folder with `flowers-tl convert --folder`.")
+LOCAL_COPY_REMEDY = ("set FLOWERS_TL_DATA to a pattern of local shards (e.g. '/data/flowers/*.tfrec'), or make "
+                     "shards from a photo folder with `flowers-tl convert --folder`.")
 TF_FLOWERS_OFFLINE = ("could not load tensorflow-datasets' tf_flowers: you are offline (no answer from "
                       "storage.googleapis.com) and it was never downloaded. Online, it is downloaded once "
                       "(about 220 MB); offline, " + LOCAL_COPY_REMEDY)
 _DONE_FILE = "conversion.json"
+# Unicode categories of characters a class name must not hold: control (newline, tab, escape),
+# format (zero-width, right-to-left override) and line or paragraph separators.
+_INVISIBLE_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
 
 IMAGE_TOO_LARGE = ("image size {size} is too large: use at most {largest} pixels. Every picture is held "
                    "in memory at that size while it is converted ({megabytes:,.0f} MB each at {size}x{size}), and "
@@ -79,6 +82,18 @@ SHARDS_NOT_WRITTEN = ("cannot write the shards into '{output}': {reason}. Nothin
 INTERRUPTED = ("stopped after {done} of {total} photos; nothing was written to '{output}' (its temporary "
                "files were removed). Run the same command again to convert everything.")
 PROGRESS = "convert: {done} of {total} photos ({percent:.0f}%)"
+FEWER_SHARDS = ("Note: wrote {written} shard(s), not the {asked} asked for: there are only {photos} photos, "
+                "and every shard holds at least one.")
+INVISIBLE_CHARACTER = ("class folder {name} in '{folder}' has a control or invisible character in its name "
+                       "({character}), which would make a class name that prints wrongly or looks like another: "
+                       "rename the folder.")
+LOOK_ALIKE_CLASSES = ("class folders {first} and {second} in '{folder}' differ only in Unicode normalisation, "
+                      "spaces at the ends or upper and lower case, so they would become two classes that look "
+                      "alike: put their photos in one folder, or rename one.")
+
+
+class OfflineWithoutData(DataError):
+    """Offline, with no local shards and no copy of tf_flowers: the message says how to give data."""
 
 
 @dataclasses.dataclass
@@ -143,9 +158,9 @@ def convert_folder(folder: str, output: str, image_size: int = DEFAULT_IMAGE_SIZ
         path, class_index = item
         raw = read_picture_bytes(path)
         picture = decode_picture(raw, path, notes.append)
-        notes.extend(filter(None, [small_picture_note(path, picture, image_size)]))
+        notes.extend(filter(None, [far_from_square_note(path, picture), small_picture_note(path, picture, image_size)]))
         twins.add(path, raw, picture)
-        relative = os.path.relpath(path, folder)
+        relative = file_name_text(os.path.relpath(path, folder))
         return _example(raw, picture, class_index, classes, image_size,
                         filename=relative.replace(os.sep, "/")), classes[class_index]
 
@@ -193,18 +208,20 @@ def list_class_photos(folder: str) -> Tuple[List[str], List[Tuple[str, int]], Li
                 "is a symbolic link to nothing, or one that loops" if os.path.islink(folder) else "does not exist")
         raise DataError(f"photo folder '{folder}' {what}. Give a folder with one sub-folder "
                         "of photos per class, e.g. photos/daisy/*.jpg, photos/roses/*.jpg.")
-    entries = sorted(e for e in os.listdir(folder) if not e.startswith("."))
+    entries = sorted((e for e in os.listdir(folder) if not e.startswith(".")), key=file_name_text)
     folders = [e for e in entries if os.path.isdir(os.path.join(folder, e))]
     skipped = [(os.path.join(folder, e), "not inside a class folder")
                for e in entries if e not in folders]
     if len(folders) < 2:
         raise DataError(f"photo folder '{folder}' has {len(folders)} class sub-folder(s); it needs "
                         "at least 2, one per class (e.g. photos/daisy/, photos/roses/).")
+    names = [file_name_text(name) for name in folders]
+    _check_class_names(names, folder)
     # Course flower names keep the course's numbering, even when only some are present.
-    classes = list(CLASSES) if set(folders) <= set(CLASSES) else folders
+    classes = list(CLASSES) if set(names) <= set(CLASSES) else names
     photos: List[Tuple[str, int]] = []
-    for name in folders:
-        class_index, found = classes.index(name), 0
+    for name, text in zip(folders, names):
+        class_index, found = classes.index(text), 0
         files, links = _files_below(os.path.join(folder, name))
         skipped += [(link, say(FOLDER_LINK)) for link in links]
         for path in files:
@@ -214,12 +231,40 @@ def list_class_photos(folder: str) -> Tuple[List[str], List[Tuple[str, int]], Li
             elif is_picture_name(path):
                 photos.append((path, class_index))
                 found += 1
+            elif unsupported_kind(path):
+                skipped.append((path, say(NOT_SUPPORTED, kind=unsupported_kind(path))))
             else:
                 skipped.append((path, "not a picture file name (use .jpg, .png...)"))
         if not found:
             raise DataError(f"class folder '{os.path.join(folder, name)}' has no picture file. "
                             "Add photos of that class, or remove the folder.")
     return classes, photos, skipped
+
+
+def file_name_text(name: str) -> str:
+    """A name read from the file system, as the text its UTF-8 bytes spell.
+
+    Under an ASCII locale (LC_ALL=C) Python reads the bytes of 'ромашка' as escaped surrogates,
+    which cannot be written into a record or printed; they are decoded as UTF-8 here, and bytes
+    that are not UTF-8 stay visible as \\xNN.
+    """
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _check_class_names(names: Sequence[str], folder: str) -> None:
+    """DataError naming a class folder whose name holds a control or invisible character, or two
+    whose names are equal after Unicode NFC normalisation, `strip()` and case-folding: each would
+    give class names that print wrongly or alike (NFC and NFD 'été' are two classes otherwise)."""
+    seen: Dict[str, str] = {}
+    for name in names:
+        hidden = [character for character in name if unicodedata.category(character) in _INVISIBLE_CATEGORIES]
+        if hidden:
+            raise DataError(say(INVISIBLE_CHARACTER, name=repr(name), folder=folder,
+                                character=", ".join(f"U+{ord(c):04X}" for c in hidden)))
+        key = unicodedata.normalize("NFC", name).strip().casefold()
+        if key in seen:
+            raise DataError(say(LOOK_ALIKE_CLASSES, first=ascii(seen[key]), second=ascii(name), folder=folder))
+        seen[key] = name
 
 
 def _files_below(folder: str) -> Tuple[List[str], List[str]]:
@@ -251,7 +296,7 @@ def convert_tf_flowers(output: str, image_size: int = DEFAULT_IMAGE_SIZE,
         with absl_warnings_off():
             prepared = tfds.builder("tf_flowers", data_dir=data_dir).is_prepared()
         if not prepared and not online.is_online():
-            raise DataError(say(TF_FLOWERS_OFFLINE))
+            raise OfflineWithoutData(say(TF_FLOWERS_OFFLINE))
         dataset, info = tfds.load("tf_flowers", split="train", with_info=True, data_dir=data_dir,
                                   decoders={"image": tfds.decode.SkipDecoding()})
     except DataError:
@@ -358,14 +403,19 @@ def tf_flowers_shards(image_size: int = DEFAULT_IMAGE_SIZE) -> List[str]:
 # ---------------------------------------------------------------- records and shards
 
 def _check_arguments(image_size: int, shards: int) -> None:
-    if not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
-        raise ConfigError(f"image size {image_size!r} is too small: use at least {MIN_IMAGE_SIZE} "
-                          "pixels (MobileNetV2's minimum; the course uses 192).")
-    if image_size > MAX_IMAGE_SIZE:
-        raise ConfigError(say(IMAGE_TOO_LARGE, size=image_size, largest=MAX_IMAGE_SIZE,
-                              megabytes=image_size * image_size * 3 / 2**20))
-    if not isinstance(shards, int) or shards < 1:
-        raise ConfigError(f"shards must be a positive whole number, got {shards!r} (the course uses 16).")
+    """ConfigError naming the first bad argument, before anything is read or written."""
+    check_image_size(image_size)
+    rules.at_least(shards, "shards")
+
+
+def check_image_size(image_size, name: str = "image_size") -> int:
+    """The side of the shards' square pictures: `rules.image_size`, with the sentence for too large a
+    side saying what it costs here (every picture is held in memory at that size)."""
+    side = rules.whole_number(image_size, name)
+    if side > MAX_IMAGE_SIZE:
+        raise ConfigError(say(IMAGE_TOO_LARGE, size=side, largest=MAX_IMAGE_SIZE,
+                              megabytes=side * side * 3 / 2**20))
+    return rules.image_size(side, name)
 
 
 def _check_output(output: str, overwrite: bool) -> None:
@@ -417,6 +467,8 @@ def _write_shards(output: str, items: list, make_record: Callable, name_of: Call
                     written[-1] = (partial, records)
             _check_every_class_written(counts, present_classes, output, skipped)
             final = _publish(output, [w for w in written if w[1]], overwrite)
+            if len(final) < shards:
+                notes.append(say(FEWER_SHARDS, written=len(final), asked=shards, photos=sum(counts.values())))
         except KeyboardInterrupt:
             done = sum(counts.values()) + len(skipped)
             raise ConversionInterrupted(say(INTERRUPTED, done=done, total=len(items), output=output)) from None

@@ -19,6 +19,7 @@ from .errors import DataError, first_line
 from .messages import say, say_n
 from . import records
 from .records import CLASSES, feature_spec
+from .rules import image_size_pair  # 192 or (192, 192) -> (height, width); also data.image_size_pair
 
 DEFAULT_DATA_PATTERN = "gs://flowers-public/tfrecords-jpeg-192x192-2/*.tfrec"
 DATA_ENV_VARIABLE = "FLOWERS_TL_DATA"
@@ -66,14 +67,6 @@ _CHECKED_CLASSES = [tuple(CLASSES)]
 def data_pattern(pattern: Optional[str] = None) -> str:
     """The shard pattern to use: the argument, else $FLOWERS_TL_DATA, else the course bucket."""
     return pattern or os.environ.get(DATA_ENV_VARIABLE) or DEFAULT_DATA_PATTERN
-
-
-def image_size_pair(image_size) -> Tuple[int, int]:
-    """Accept 192 or (192, 192) and return (height, width)."""
-    if isinstance(image_size, int):
-        return (image_size, image_size)
-    height, width = image_size
-    return (int(height), int(width))
 
 
 def list_shards(pattern: Optional[str] = None) -> List[str]:

@@ -22,6 +22,10 @@ class ConfigError(FlowersTLError, ValueError):
     """An argument (image size, batch size, head...) is not valid."""
 
 
+class WrongTypeError(ConfigError, TypeError):
+    """An argument of the wrong type ("3" for epochs, an array for a DataSplit); the message names it."""
+
+
 class OutputExistsError(FlowersTLError, FileExistsError):
     """An output would overwrite an existing model without permission."""
 

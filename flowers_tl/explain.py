@@ -25,7 +25,7 @@ from typing import List, Optional, Sequence, Tuple
 import keras
 import numpy as np
 
-from . import data as flowers_data
+from . import data as flowers_data, rules
 from .errors import ConfigError
 from .frozen import predict_batch
 from .messages import say
@@ -44,7 +44,6 @@ GRADIENT_BACKEND = ("Grad-CAM needs the Keras 'tensorflow' or 'jax' backend, not
                     "set KERAS_BACKEND=tensorflow (or jax) before importing Keras.")
 PHOTOS_DO_NOT_FIT = ("photos of shape {shape} do not fit the model, which takes [N, {sizes}]: "
                      "load them at the model's image size (ftl.load_picture(path, size)).")
-TOO_FEW_TOP_LOSSES = "count={count}: ask for at least 1 top loss (9 fill a 3x3 grid)."
 BATCH_SIZE = 32  # photos per gradient pass: bounded memory, few traced shapes
 # The smallest probability a loss is computed from. Keras clips at 1e-7 (loss 16.1), which ties every
 # photo a badly trained model is sure about; float32's smallest normal number (loss 87.3) keeps them ranked.
@@ -195,8 +194,7 @@ def top_losses(model: keras.Model, dataset_or_split, count: int = 9,
     is -log(probability of its true class): a confident mistake costs most. With
     `with_heatmaps`, each gets the heatmap of its predicted class.
     """
-    if count < 1:
-        raise ConfigError(say(TOO_FEW_TOP_LOSSES, count=count))
+    count = rules.at_least(count, "count")
     worst: List[TopLoss] = []
     seen = 0
     for photos, labels in _photo_batches(model, dataset_or_split):

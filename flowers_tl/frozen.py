@@ -63,8 +63,10 @@ class ActivationCache:
             images = split.training_images + split.validation_images
             if verbose:
                 print(say(FEATURE_PASS, images=images))
-            progress = keras.utils.Progbar(math.ceil(images / ACTIVATION_BATCH_SIZE), verbose=verbose,
-                                           unit_name="batch") if verbose else None
+            # The two sets are batched apart, so each may end with a part batch: count them apart.
+            batches = (math.ceil(split.training_images / ACTIVATION_BATCH_SIZE)
+                       + math.ceil(split.validation_images / ACTIVATION_BATCH_SIZE))
+            progress = keras.utils.Progbar(batches, verbose=verbose, unit_name="batch") if verbose else None
             train_x, train_y = extract_features(
                 lower, flowers_data.load_dataset(split.training_shards, image_size, ordered=True,
                                                  exclude_shards=split.validation_shards),

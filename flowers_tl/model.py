@@ -6,6 +6,7 @@ known flaw). A saved model therefore classifies raw pictures directly.
 """
 
 import os
+import sys
 from typing import Optional
 
 import keras
@@ -14,7 +15,8 @@ from .accelerator import accelerator_scope
 from .data import CLASSES, image_size_pair
 from .errors import ConfigError, WeightsError, first_line
 from .messages import say
-from .records import DEFAULT_IMAGE_SIZE, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+from . import rules
+from .records import DEFAULT_IMAGE_SIZE
 
 WEIGHTS_ENV_VARIABLE = "FLOWERS_TL_WEIGHTS"
 HEADS = ("flatten", "gap")
@@ -30,6 +32,18 @@ NO_BACKBONE_TO_FINE_TUNE = ("the model holds no pretrained network (a nested Ker
                             "whose top blocks could be fine-tuned.")
 NO_SUCH_BLOCK = ("from_block={from_block}: '{backbone}' has no block {from_block}; choose one of {first}..{last} "
                  "(13 fine-tunes its top 4 blocks).")
+IMAGENET_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5"
+KERAS_IMAGENET_SIZES = (96, 128, 160, 192, 224)  # the square sizes Keras publishes ImageNet MobileNetV2 files for
+
+NO_WEIGHTS_FILE = ("weights file '{path}' does not exist. Give --weights imagenet (weights='imagenet' in Python) "
+                   "to download them, or the path of a MobileNetV2 no-top .h5 file (--weights, weights= or "
+                   "{variable}).")
+NO_IMAGENET_DOWNLOAD = ("could not download the ImageNet MobileNetV2 weights (are you offline?): {first}. "
+                        "Remedies: give --weights (weights= in Python) or set {variable} to a local '{local}' (it "
+                        "loads at any image size), or copy it into $KERAS_HOME/models/ (default ~/.keras/models/), "
+                        "where it is used offline for any size (Keras' own file for this size is '{wanted}').")
+LOCAL_224_WEIGHTS = ("Note: offline, and Keras' '{wanted}' is not in {folder}; using '{local}' (the 224 weights "
+                     "load at any image size).")
 
 
 def resolve_weights(weights: Optional[str] = None) -> Optional[str]:
@@ -45,37 +59,51 @@ def resolve_weights(weights: Optional[str] = None) -> Optional[str]:
         return chosen
     chosen = os.path.expanduser(chosen)
     if not os.path.isfile(chosen):
-        raise WeightsError(
-            f"weights file '{chosen}' does not exist. Pass weights='imagenet' to download "
-            f"them, or the path of a MobileNetV2 no-top .h5 file (argument or {WEIGHTS_ENV_VARIABLE}).")
+        raise WeightsError(say(NO_WEIGHTS_FILE, path=chosen, variable=WEIGHTS_ENV_VARIABLE))
     return chosen
+
+
+def imagenet_file(height: int, width: int) -> str:
+    """The file Keras looks for in $KERAS_HOME/models/ for ImageNet MobileNetV2 (alpha 1.0, no top) at
+    this input size: its own file for the five square sizes it publishes, else the 224 one."""
+    rows = height if height == width and height in KERAS_IMAGENET_SIZES else 224
+    return IMAGENET_FILE.format(rows=rows)
+
+
+def _keras_models_folder() -> str:
+    """Keras' download cache: $KERAS_HOME/models, or ~/.keras/models."""
+    return os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME") or os.path.join("~", ".keras")), "models")
+
+
+def _local_imagenet_weights(height: int, width: int) -> Optional[str]:
+    """Offline, the local 224 file when Keras' own file for this size is not in its cache, else None.
+
+    Keras would look only for its file of this size (`_192_` at 192 px) and fail offline; the 224
+    weights load at any input size. Online, Keras downloads the file of this size as usual.
+    """
+    from . import online
+
+    folder = _keras_models_folder()
+    wanted, local = imagenet_file(height, width), os.path.join(folder, imagenet_file(224, 224))
+    if os.path.isfile(os.path.join(folder, wanted)) or not os.path.isfile(local) or online.is_online():
+        return None
+    print(say(LOCAL_224_WEIGHTS, wanted=wanted, folder=folder, local=local), file=sys.stderr)
+    return local
 
 
 def load_backbone(image_size=DEFAULT_IMAGE_SIZE, weights: Optional[str] = None) -> keras.Model:
     """A frozen MobileNetV2 (alpha 1.0, no top) for `image_size` inputs scaled to [-1, 1]."""
-    height, width = image_size_pair(image_size)
-    if min(height, width) < MIN_IMAGE_SIZE:
-        raise ConfigError(
-            f"image size {height}x{width} is too small: MobileNetV2 needs at least "
-            f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} pixels (the course uses 192x192).")
-    check_image_size((height, width))
+    height, width = image_size_pair(rules.image_size(image_size))
     resolved = resolve_weights(weights)
+    if resolved == "imagenet":
+        resolved = _local_imagenet_weights(height, width) or resolved
     try:
         backbone = keras.applications.MobileNetV2(
             input_shape=(height, width, 3), include_top=False, weights=resolved)
     except Exception as error:  # translate download and file errors into one clear message
-        raise _weights_error(resolved, error) from None
+        raise _weights_error(resolved, error, (height, width)) from None
     backbone.trainable = False
     return backbone
-
-
-def check_image_size(image_size) -> None:
-    """ConfigError for an input larger than MAX_IMAGE_SIZE (it would end in an out-of-memory crash)."""
-    height, width = image_size_pair(image_size)
-    if max(height, width) > MAX_IMAGE_SIZE:
-        raise ConfigError(f"image size {height}x{width} is too large: the largest that fits is "
-                          f"{MAX_IMAGE_SIZE}x{MAX_IMAGE_SIZE} (the course uses 192x192; MobileNetV2 was "
-                          "trained at 224x224 and gains little above it).")
 
 
 def check_memory(image_size, photos_per_step: int, cached_images: int = 0) -> None:
@@ -117,14 +145,12 @@ def _available_memory() -> Optional[int]:
         return None
 
 
-def _weights_error(weights: Optional[str], error: Exception) -> WeightsError:
+def _weights_error(weights: Optional[str], error: Exception, size) -> WeightsError:
+    """The WeightsError for a failed download (naming the file this size needs) or an unfit file."""
     first = first_line(error)
     if weights == "imagenet":
-        return WeightsError(
-            "could not download the ImageNet MobileNetV2 weights (are you offline?): "
-            f"{first}. Remedies: set {WEIGHTS_ENV_VARIABLE} (or pass weights=) to a local "
-            "'mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5', or copy Keras' "
-            "weight files into ~/.keras/models/ (or $KERAS_HOME/models/).")
+        return WeightsError(say(NO_IMAGENET_DOWNLOAD, first=first, variable=WEIGHTS_ENV_VARIABLE,
+                                local=imagenet_file(224, 224), wanted=imagenet_file(*size)))
     return WeightsError(
         f"weights file '{weights}' does not fit MobileNetV2 (alpha 1.0, no top): {first}. "
         "Use the no-top MobileNetV2 1.0 weights (…_1.0_224_no_top.h5).")

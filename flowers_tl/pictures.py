@@ -45,9 +45,18 @@ FLAT = "every pixel of this {mode} picture has the same value ({value:g}): there
 SMALL_PICTURE = ("Note: '{path}' is only {width}x{height} pixels, far smaller than the model's "
                  "{size}x{size} input: it is enlarged {factor:.0f} times, so expect a blurry picture "
                  "and a less reliable answer.")
+NOT_SUPPORTED = "{kind} picture, not supported here: convert it to JPEG or PNG first"
+FAR_FROM_SQUARE = ("Note: '{path}' is {width}x{height} pixels, far from square: only its central {side}x{side} "
+                   "square is used (the model sees square pictures); crop the part that matters to a square first.")
 HIGH_BIT_DEPTH = ("Note: '{path}' is a {mode} picture (values {low:g} to {high:g}); it was mapped to "
                   "8 bits, darkest pixel black and brightest white.")
 
+# Picture kinds Pillow cannot read, known by their first bytes (an ISO media 'ftyp' brand, an SVG tag)
+# or their extension: named in the message, with what to do, instead of "unknown file format".
+_UNSUPPORTED_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"heim": "HEIC", b"heis": "HEIC",
+                       b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
+_UNSUPPORTED_EXTENSIONS = {".heic": "HEIC", ".heif": "HEIF", ".avif": "AVIF", ".svg": "SVG", ".svgz": "SVG"}
+FAR_FROM_SQUARE_RATIO = 2  # a note when the crop keeps half the picture or less
 _WIDE_MODES = ("I", "F")  # 32-bit integer and float; "I;16", "I;16B"... start with "I"
 
 
@@ -77,7 +86,8 @@ def decode_picture(raw: bytes, path: str, notes: Optional[Callable[[str], None]]
             picture.load()  # decode everything now: truncated files fail here, not later
             picture = ImageOps.exif_transpose(picture)
     except UnidentifiedImageError:
-        raise PictureError(path, say(NOT_A_PICTURE)) from None
+        kind = unsupported_kind(path, raw)
+        raise PictureError(path, say(NOT_SUPPORTED, kind=kind) if kind else say(NOT_A_PICTURE)) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise PictureError(path, say(TOO_MANY_PIXELS, pixels=_pixel_count(error),
                                      limit=MAX_PICTURE_PIXELS // 10**6)) from None
@@ -86,6 +96,16 @@ def decode_picture(raw: bytes, path: str, notes: Optional[Callable[[str], None]]
     if picture.mode.startswith(_WIDE_MODES):
         picture = _to_8_bits(picture, path, notes)
     return to_rgb(picture)
+
+
+def unsupported_kind(path: str, raw: bytes = b"") -> Optional[str]:
+    """"HEIC", "SVG"... for a picture kind that exists but cannot be read here (by its first bytes, else
+    its extension), None otherwise: an iPhone's HEIC photo renamed .jpg is still named for what it is."""
+    if raw[4:8] == b"ftyp" and raw[8:12] in _UNSUPPORTED_BRANDS:
+        return _UNSUPPORTED_BRANDS[raw[8:12]]
+    if b"<svg" in raw[:4096].lower():
+        return "SVG"
+    return _UNSUPPORTED_EXTENSIONS.get(os.path.splitext(path)[1].lower())
 
 
 def _pixel_count(error: Exception) -> str:
@@ -132,6 +152,15 @@ def small_picture_note(path: str, picture: Image.Image, size: int) -> Optional[s
                factor=size / min(width, height))
 
 
+def far_from_square_note(path: str, picture: Image.Image) -> Optional[str]:
+    """A note when `crop_fill` keeps half the picture or less (a 4000x20 panorama: its central 20x20)."""
+    width, height = picture.size
+    side = min(width, height)
+    if max(width, height) < FAR_FROM_SQUARE_RATIO * side:
+        return None
+    return say(FAR_FROM_SQUARE, path=path, width=width, height=height, side=side)
+
+
 def crop_fill(picture: Image.Image, size: int) -> Image.Image:
     """Scale so the shorter side is `size` (bicubic), then center-crop to size x size."""
     width, height = picture.size
@@ -146,12 +175,12 @@ def crop_fill(picture: Image.Image, size: int) -> Image.Image:
 def load_picture(path: str, size: int, notes: Optional[Callable[[str], None]] = print) -> np.ndarray:
     """A picture file as a float32 array [size, size, 3] of pixels in [0, 255].
 
-    Notes (a tiny picture, a high bit depth) go to `notes` (print by default; None: silent).
+    Notes (a tiny or far from square picture, a high bit depth) go to `notes` (print by default; None: silent).
     """
     picture = open_picture(path, notes)
-    note = small_picture_note(path, picture, size)
-    if note and notes:
-        notes(note)
+    for note in (far_from_square_note(path, picture), small_picture_note(path, picture, size)):
+        if note and notes:
+            notes(note)
     return np.asarray(crop_fill(picture, size), dtype=np.float32)
 
 

@@ -24,10 +24,11 @@ TRUE = "true"
 CONFUSION_TITLE = "confusion matrix (accuracy {accuracy:.3f})"
 METRIC_NAMES = {"loss": "loss", "accuracy": "accuracy"}
 WHERE_IT_LOOKS = "where it looks for {predicted}"
-TOP_LOSS_TITLE = "true: {true}\npredicted: {predicted} ({probability:.0%})"
+TOP_LOSS_TITLE = "#{index} true: {true}\npredicted: {predicted} ({probability:.0%})"  # evaluate's list: #N
 LOSS_TITLE = "loss {loss:.2f}"
 TOP_LOSSES_TITLE = "the {count} validation photos with the highest loss"
 YOUR_PHOTO = "your photo"
+FINE_TUNING_STARTS = "fine-tuning starts"
 PROBABILITY = "probability"
 
 RIGHT_COLOR = "black"
@@ -67,12 +68,16 @@ def display_9_images_with_predictions(images, predictions, labels,
     return _image_grid(list(images)[:9], titles, colors)
 
 
-def display_training_curves(history, metrics: Sequence[str] = ("loss", "accuracy")) -> Figure:
+def display_training_curves(history, metrics: Sequence[str] = ("loss", "accuracy"),
+                            fine_tune_start: Optional[int] = None) -> Figure:
     """Training vs validation curves per epoch, one panel per metric.
 
     `history` is a Keras `History`, its `.history` dict, or a `TrainingResult`. Every epoch is
     marked with a dot, so that one epoch (quick mode) still shows. "accuracy" is found under
     whatever name the model was compiled with ("acc", "sparse_categorical_accuracy").
+    `fine_tune_start`: for the head's epochs followed by fine-tuning's on one axis, the first
+    fine-tuning epoch (1-based, the head's epochs + 1), marked with a dashed vertical line and a
+    legend entry.
     """
     curves = getattr(history, "history", history)
     figure = Figure(figsize=(6 * len(metrics), 4), layout="constrained")
@@ -83,6 +88,8 @@ def display_training_curves(history, metrics: Sequence[str] = ("loss", "accuracy
         axes.plot(epochs, curves[metric], marker="o", label=say(TRAINING))
         if f"val_{metric}" in curves:
             axes.plot(epochs, curves[f"val_{metric}"], marker="o", label=say(VALIDATION))
+        if fine_tune_start is not None:  # between the head's last epoch and fine-tuning's first
+            axes.axvline(fine_tune_start - 0.5, color="gray", linestyle="--", label=say(FINE_TUNING_STARTS))
         axes.set_xlabel(say(EPOCH))
         axes.set_title(say(MODEL_METRIC, metric=say(METRIC_NAMES.get(name, name))))
         axes.grid(alpha=0.3)
@@ -162,15 +169,16 @@ def display_9_images_with_heatmaps(images, predictions, labels, heatmaps,
 
 
 def display_top_losses(losses, classes: Sequence[str] = CLASSES, columns: int = 3) -> Figure:
-    """The photos the model gets most wrong (`ftl.top_losses`): photo, true and predicted class,
-    probability, and, when computed, the heatmap of the predicted class next to it."""
+    """The photos the model gets most wrong (`ftl.top_losses`): photo, its number (#N, as `evaluate
+    --top-losses` lists it), true and predicted class, probability, and, when computed, the heatmap
+    of the predicted class next to it."""
     pair = 2 if any(item.heatmap is not None for item in losses) else 1
     rows = max(1, int(np.ceil(len(losses) / columns)))
     figure = Figure(figsize=(3.0 * columns * pair, 3.5 * rows), layout="constrained")
     for index, item in enumerate(losses):
         axes = figure.add_subplot(rows, columns * pair, index * pair + 1)
         _show_photo(axes, item.photo)
-        axes.set_title(say(TOP_LOSS_TITLE, true=class_name(classes[item.true_class]),
+        axes.set_title(say(TOP_LOSS_TITLE, index=item.index, true=class_name(classes[item.true_class]),
                            predicted=class_name(classes[item.predicted_class]), probability=item.probability),
                        color=WRONG_COLOR if item.true_class != item.predicted_class else RIGHT_COLOR,
                        fontsize=10)

@@ -17,6 +17,9 @@ from .messages import say
 BUCKET_UNUSABLE = ("Note: the course bucket {bucket} cannot be used ({reason}); using "
                    "tensorflow-datasets' tf_flowers instead, converted once to the same format.")
 
+WEIGHTS_TOO = ("Training also needs MobileNetV2's weights: set FLOWERS_TL_WEIGHTS to a local no-top .h5 file, "
+               "or copy it into ~/.keras/models/.")
+
 
 def find_shards(pattern: Optional[str] = None) -> List[str]:
     """The shards of `pattern` (`data.data_pattern`); for the course's default, tf_flowers if need be."""
@@ -36,5 +39,13 @@ def find_shards(pattern: Optional[str] = None) -> List[str]:
 
 def split_shards(pattern: Optional[str] = None,
                  validation_shards: int = data.DEFAULT_VALIDATION_SHARDS) -> data.DataSplit:
-    """`data.split_shards` of the shards `find_shards` chooses (the course's default split)."""
-    return data.split_shards(pattern, validation_shards, shards=find_shards(pattern))
+    """`data.split_shards` of the shards `find_shards` chooses (the course's default split).
+
+    The split is for training, which needs MobileNetV2's weights too: offline and without data, the
+    message says where both come from (`evaluate`, which loads a saved model, is told only the data).
+    """
+    try:
+        shards = find_shards(pattern)
+    except convert.OfflineWithoutData as error:
+        raise convert.OfflineWithoutData(f"{error} {say(WEIGHTS_TOO)}") from None
+    return data.split_shards(pattern, validation_shards, shards=shards)

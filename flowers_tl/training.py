@@ -24,10 +24,11 @@ from typing import Optional
 import keras
 import numpy as np
 
-from . import data as flowers_data
+from . import data as flowers_data, rules
 from .accelerator import accelerator_scope, training_settings
-from .errors import ConfigError
+from .errors import ConfigError, WrongTypeError
 from .fitting import TrainingRun, fit_on_images
+from .messages import say
 from .frozen import FrozenPart, predict_batch
 from .messages import say
 from .multiworker import fit_across_workers, is_multi_worker
@@ -35,6 +36,9 @@ from .scores import accuracy_name, confusion_matrix
 
 NOT_COMPILED = ("the model is not compiled: call model.compile(optimizer='adam', "
                 "loss='sparse_categorical_crossentropy', metrics=['accuracy']) first.")
+
+NOT_A_SPLIT = ("split must be a DataSplit, the photos to train and validate on, got a {type}: write "
+               "split = ftl.split_shards(pattern) and pass split.")
 
 
 @dataclasses.dataclass
@@ -103,8 +107,10 @@ def _training_run(model: keras.Model, split: flowers_data.DataSplit, *, epochs: 
                   accelerator, image_size, seed: Optional[int], flip: bool, cosine_decay: bool, callbacks,
                   verbose) -> TrainingRun:
     """Check `train()`'s settings, seed the random generators and gather the settings in one object."""
-    if epochs < 1:
-        raise ConfigError(f"epochs must be at least 1, got {epochs}")
+    if not isinstance(split, flowers_data.DataSplit):
+        raise WrongTypeError(say(NOT_A_SPLIT, type=type(split).__name__))
+    epochs, batch_size, seed = (rules.at_least(epochs, "epochs"), rules.at_least(batch_size, "batch_size"),
+                                rules.seed(seed))
     if seed is not None:
         keras.utils.set_random_seed(seed)
     callbacks = list(callbacks or [])
@@ -131,7 +137,8 @@ def fine_tune(model: keras.Model, split: flowers_data.DataSplit, *, from_block: 
     """
     from .model import compile_model, unfreeze_top
 
-    unfreeze_top(model, from_block)
+    learning_rate = rules.above_zero(learning_rate, "learning_rate")
+    unfreeze_top(model, rules.block(from_block))
     with accelerator_scope(accelerator):
         compile_model(model, learning_rate=learning_rate, accelerator=accelerator)
     train_arguments.setdefault("cosine_decay", True)

@@ -265,7 +265,8 @@ def test_imagenet_weights_offline(tmp_path, real_data_pattern):
 
 
 def test_weights_path_that_does_not_exist(tmp_path):
-    with pytest.raises(WeightsError, match=r"weights file '.*nothing.h5' does not exist\. Pass weights='imagenet'"):
+    with pytest.raises(WeightsError, match=r"weights file '.*nothing.h5' does not exist\. Give --weights imagenet "
+                                            r"\(weights='imagenet' in Python\)"):
         flowers_model.build_model(32, weights=str(tmp_path / "nothing.h5"))
 
 
@@ -286,15 +287,17 @@ def test_weights_of_another_width_or_architecture(tmp_path):
 
 @pytest.mark.parametrize("option, value, message", [
     ("--image-size", "16", "image size 16x16 is too small: MobileNetV2 needs at least 32x32"),
-    ("--batch-size", "0", "batch size must be a positive integer, got 0"),
-    ("--epochs", "0", "epochs must be at least 1, got 0"),
-    ("--validation-shards", "0", "validation_shards=0 must be between 1 and"),
+    ("--batch-size", "0", "--batch-size must be at least 1, got 0."),
+    ("--epochs", "0", "--epochs must be at least 1, got 0."),
+    ("--validation-shards", "0", "--validation-shards must be at least 1, got 0."),
 ])
 def test_bad_training_arguments(tmp_path, capsys, option, value, message):
-    pattern = small_shards(str(tmp_path / "shards"))
-    error = cli_error(capsys, "train", "--data", pattern, "--weights", "none", "--image-size", "32",
-                      "--output", str(tmp_path / "o"), option, value)
-    assert message in error
+    """A usage error (exit status 2, argparse's line naming the option), and nothing is written."""
+    with pytest.raises(SystemExit) as end:
+        cli.main(["train", "--weights", "none", "--output", str(tmp_path / "o"), option, value])
+    assert end.value.code == 2
+    assert f"flowers-tl train: error: argument {option}: {message}" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_uncompiled_model_and_bad_head():

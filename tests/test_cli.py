@@ -38,8 +38,9 @@ def test_train_reaches_course_accuracy_and_writes_outputs(trained_run):
     assert set(history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert (output / "curves.png").stat().st_size > 10_000
     assert (output / "model.keras").stat().st_size > 1_000_000
-    assert "Epoch 10/10" in result.stdout  # Keras progress, one line per epoch
-    assert "Running on CPU with 1 replica" in result.stdout
+    assert "Epoch 10/10" in result.stderr  # Keras progress, one line per epoch: stderr, with the notes
+    assert "Running on CPU with 1 replica" in result.stderr
+    assert result.stdout.startswith("Validation accuracy ") and result.stdout.count("\n") == 1  # the result alone
 
 
 def test_evaluate_matches_training_accuracy(trained_run, real_data_pattern):

@@ -359,4 +359,4 @@ def test_predict_names_each_unusable_file_and_goes_on(tmp_path, samples_dir):
     answers = [line.split(": ")[0] for line in result.stdout.splitlines() if line.endswith("%)")]
     assert answers == [str(good), str(tmp_path / "tiny.png")]  # the files after the bad ones still answered
     assert (f"Note: '{tmp_path / 'tiny.png'}' is only 4x6 pixels, far smaller than the model's 32x32 input"
-            in result.stdout)
+            in result.stderr)  # a note: stdout holds the answers alone

@@ -147,7 +147,7 @@ def test_top_losses_are_sorted_counted_and_labelled(trained, split):
         f"({item.probability:.0%}, loss {item.loss:.2f})" for item in worst))
     from_dataset = explain.top_losses(model, ftl.get_validation_dataset(split.validation_shards, SIZE), 3)
     assert [item.index for item in from_dataset] == [item.index for item in worst[:3]]
-    with pytest.raises(ConfigError, match="count=0"):
+    with pytest.raises(ConfigError, match="count must be at least 1, got 0"):
         explain.top_losses(model, split, 0)
 
 
@@ -209,8 +209,9 @@ def test_cli_refuses_explain_without_backbone_and_bad_top_losses(trained, tmp_pa
     assert cli.main(["predict", str(tmp_path / "plain.keras"), picture, "--explain", str(tmp_path / "x")]) == 1
     assert "holds no pretrained network" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
-    assert cli.main(["evaluate", str(tmp_path / "plain.keras"), "--top-losses", "0"]) == 1
-    assert "--top-losses 0: ask for at least 1 photo" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as end:
+        cli.main(["evaluate", str(tmp_path / "plain.keras"), "--top-losses", "0"])
+    assert end.value.code == 2 and "--top-losses must be at least 1, got 0." in capsys.readouterr().err
     (tmp_path / "file").write_text("")
     _, model_path = trained
     assert cli.main(["predict", str(model_path), picture, "--explain", str(tmp_path / "file")]) == 1

@@ -174,7 +174,8 @@ def test_the_one_pass_over_the_frozen_part_shows_progress_only_when_verbose(real
     shown = capsys.readouterr().out.splitlines()
     images = split.training_images + split.validation_images
     assert shown[0] == FEATURE_PASS.format(images=images)
-    assert shown[1].startswith(f"{-(-images // 32)}/{-(-images // 32)} ") and "/batch" in shown[1]
+    batches = -(-split.training_images // 32) + -(-split.validation_images // 32)  # the two sets batched apart
+    assert shown[1].startswith(f"{batches}/{batches} ") and "/batch" in shown[1]
     assert len(shown) == 3 and "val_accuracy" in shown[2]  # then the epoch's line
     ftl.train(tiny_model(), split, epochs=1, batch_size=32, verbose=2)
     shown = capsys.readouterr().out.splitlines()

@@ -97,8 +97,9 @@ def test_train_offline_without_data_names_both_variables_in_seconds(tmp_path):
     code, out, err = flowers_tl("train", "--output", str(tmp_path / "run"), env=env)
     elapsed = time.monotonic() - started
     assert code == cli.RUNTIME_ERROR and "Traceback" not in err, err
-    assert "Note: the course bucket gs://flowers-public" in err and "Note" not in out
-    assert len(err.strip().splitlines()) == 2, err  # the note and the error: no log line
+    assert "Note: the course bucket gs://flowers-public" in err and out == ""
+    lines = err.strip().splitlines()  # the accelerator, the note and the error: no log line
+    assert len(lines) == 3 and lines[0].startswith("Running on "), err
     last = err.strip().splitlines()[-1]
     assert last.startswith("flowers-tl train: error: could not load tensorflow-datasets' tf_flowers: you are "
                            "offline"), last

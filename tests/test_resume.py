@@ -55,8 +55,8 @@ def test_killed_training_resumes_and_ends_like_an_uninterrupted_run(real_data_pa
     resumed = subprocess.run(train_command(pattern, output), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Resuming the interrupted run" in resumed.stderr  # a note: stderr
-    assert f"Epoch {stopped_at + 1}/{EPOCHS}" in resumed.stdout
-    assert f"Epoch 1/{EPOCHS}" not in resumed.stdout  # it did not start over
+    assert f"Epoch {stopped_at + 1}/{EPOCHS}" in resumed.stderr  # Keras' progress: stderr too
+    assert f"Epoch 1/{EPOCHS}" not in resumed.stderr  # it did not start over
     assert (output / "model.keras").is_file() and not (output / "backup").exists()
 
     metrics = json.loads((output / "metrics.json").read_text())

@@ -168,9 +168,9 @@ RUSSIAN = {
         ("нельзя использовать '{path}' как папку вывода: {reason}. Укажите путь к папке "
          "(она будет создана при необходимости)."),
     ("'{path}' is being written by another run (process {pid}, lock file '{lock}'): wait for it to "
-     "finish, or choose another output folder."):
+     "finish or stop it (kill {pid}), or choose another output folder."):
         ("в '{path}' сейчас пишет другой запуск (процесс {pid}, файл блокировки '{lock}'): дождитесь его "
-         "окончания или выберите другую папку вывода."),
+         "окончания или остановите его (kill {pid}), или выберите другую папку вывода."),
     "empty (zero-byte) file": "пустой файл (0 байт)",
     "not a picture (unknown file format)": "не изображение (неизвестный формат файла)",
     "truncated or corrupt picture ({detail})": "обрезанное или повреждённое изображение ({detail})",

@@ -613,8 +613,10 @@ def _load_model(path: str):
     import keras
 
     from . import model  # noqa: F401  (registers the course's layers: FeatureSquareRoot, ClassProbabilities)
+    from .modelfile import check_runs_no_outside_code
 
     _check_model_file(path)
+    check_runs_no_outside_code(path)  # on every Keras: its own safe mode refuses TFSMLayer only from 3.13.2
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as error:
@@ -626,6 +628,8 @@ def _check_model_file(path: str) -> None:
     """ConfigError saying what `path` really is when it cannot be a `.keras` model file."""
     import zipfile
 
+    from .modelfile import check_not_hdf5
+
     if os.path.isdir(path):
         inside = os.path.join(path, "model.keras")
         hint = (f"give '{inside}'" if os.path.isfile(inside) else
@@ -636,6 +640,7 @@ def _check_model_file(path: str) -> None:
         raise ConfigError(f"model file '{path}' does not exist (train one with `flowers-tl train`)")
     if not os.path.isfile(path):
         raise ConfigError(f"model '{path}' is not a regular file (a device, pipe or socket); give a .keras file")
+    check_not_hdf5(path)
     if not zipfile.is_zipfile(path):
         raise ConfigError(f"'{path}' is not a Keras model saved by flowers-tl: its {os.path.getsize(path)} "
                           "bytes are not a zip archive, as .keras files are, so it is truncated or not a "

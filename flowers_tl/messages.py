@@ -171,6 +171,28 @@ RUSSIAN = {
      "finish or stop it (kill {pid}), or choose another output folder."):
         ("в '{path}' сейчас пишет другой запуск (процесс {pid}, файл блокировки '{lock}'): дождитесь его "
          "окончания или остановите его (kill {pid}), или выберите другую папку вывода."),
+    # model files, writes, resumes and signals (modelfile.py, files.py, data.py, model.py, cli.py's runs)
+    ("model '{path}' holds a {kind} layer '{name}', which runs code from outside the model file when it is "
+     "loaded, so it was not loaded: flowers-tl loads only Keras' own layers and its own. Load only models you "
+     "trust, or train one with `flowers-tl train`."):
+        ("модель '{path}' содержит слой {kind} '{name}', который при загрузке выполняет код извне файла модели, "
+         "поэтому она не загружена: flowers-tl загружает только собственные слои Keras и свои. Загружайте только "
+         "модели, которым доверяете, или обучите свою командой `flowers-tl train`."),
+    ("model '{path}' names '{kind}' from the module '{module}', code outside Keras and flowers-tl that loading "
+     "would import and run, so it was not loaded. Load only models you trust, or train one with "
+     "`flowers-tl train`."):
+        ("модель '{path}' ссылается на '{kind}' из модуля '{module}' — код вне Keras и flowers-tl, который "
+         "загрузка импортировала бы и выполнила, поэтому она не загружена. Загружайте только модели, которым "
+         "доверяете, или обучите свою командой `flowers-tl train`."),
+    ("'{path}' is not a Keras model saved by flowers-tl: its {config} cannot be read ({reason}); save the "
+     "model again with model.save('model.keras')."):
+        ("'{path}' — не модель Keras, сохранённая flowers-tl: её {config} не читается ({reason}); сохраните "
+         "модель заново через model.save('model.keras')."),
+    ("'{path}' is a legacy HDF5 (.h5) Keras model; flowers-tl loads only .keras files. If you trust it, convert "
+     "it once in Python: keras.saving.load_model('{path}').save('model.keras'), then give model.keras."):
+        ("'{path}' — модель Keras в старом формате HDF5 (.h5); flowers-tl загружает только файлы .keras. Если вы "
+         "ей доверяете, преобразуйте её один раз в Python: keras.saving.load_model('{path}').save('model.keras'), "
+         "затем укажите model.keras."),
     "empty (zero-byte) file": "пустой файл (0 байт)",
     "not a picture (unknown file format)": "не изображение (неизвестный формат файла)",
     "truncated or corrupt picture ({detail})": "обрезанное или повреждённое изображение ({detail})",

@@ -9,10 +9,13 @@ import os
 import subprocess
 import sys
 
+import keras
 import pytest
+from PIL import Image
 
-from flowers_tl import files
+from flowers_tl import cli, files
 from flowers_tl.errors import OutputExistsError
+from test_bad_inputs import cli_error
 
 
 # ---------------------------------------------------------------- locks die with their process
@@ -58,3 +61,94 @@ def test_the_safe_writer_replaces_a_planted_link_and_never_writes_through_it(tmp
     for name in ("out.png", "log.csv"):
         assert not (tmp_path / name).is_symlink() and (tmp_path / name).read_text() == "new\n"
     assert sorted(os.listdir(tmp_path)) == ["log.csv", "out.png", "victim.txt"]  # no temporary file left
+
+
+# ---------------------------------------------------------------- model files that would run code
+
+@pytest.fixture(scope="module")
+def code_running_models(tmp_path_factory):
+    """(folder, marker path): .keras models that would run code when loaded, and the file the code writes.
+
+    `tfsm.keras` wraps, in a real TFSMLayer, a real SavedModel whose serving function writes the
+    marker file (Keras before 3.13.2 loaded and ran it); `lambda.keras` holds a Lambda layer;
+    `foreign.keras` a layer class from this test module, which loading would import.
+    """
+    import keras
+    import tensorflow as tf
+
+    folder = tmp_path_factory.mktemp("models")
+    marker = folder / "written-by-the-model.txt"
+
+    class WritesAFile(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 32, 32, 3], tf.float32)])
+        def serve(self, pixels):
+            tf.io.write_file(str(marker), "the model ran code")
+            return {"probabilities": tf.nn.softmax(tf.reduce_mean(pixels, axis=[1, 2])[:, :1] * tf.ones([1, 5]))}
+
+    module = WritesAFile()
+    tf.saved_model.save(module, str(folder / "saved_model"), signatures={"serving_default": module.serve})
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.TFSMLayer(str(folder / "saved_model"), call_endpoint="serving_default")(inputs)
+    keras.Model(inputs, outputs["probabilities"]).save(folder / "tfsm.keras")
+    keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Lambda(lambda x: x * 2),
+                      keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(5, activation="softmax")]
+                     ).save(folder / "lambda.keras")
+    keras.Sequential([keras.Input((32, 32, 3)), ForeignLayer(), keras.layers.GlobalAveragePooling2D(),
+                      keras.layers.Dense(5, activation="softmax")]).save(folder / "foreign.keras")
+    assert not marker.exists()  # building and saving ran nothing
+    return folder, marker
+
+
+@keras.saving.register_keras_serializable(package="outside")
+class ForeignLayer(keras.layers.Layer):
+    """A layer of a module that is neither Keras nor flowers_tl."""
+
+    def call(self, inputs):
+        return inputs
+
+
+def photo(folder) -> str:
+    path = folder / "photo.png"
+    Image.new("RGB", (32, 32), (200, 40, 90)).save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_tfsm_layer_model_is_refused_by_name_and_runs_nothing(code_running_models, real_data_pattern,
+                                                                 command, capsys):
+    folder, marker = code_running_models
+    model = str(folder / "tfsm.keras")
+    arguments = [model, photo(folder)] if command == "predict" else [model, "--data", real_data_pattern]
+    error = cli_error(capsys, command, *arguments)
+    assert error == (f"flowers-tl {command}: error: model '{model}' holds a TFSMLayer layer 'tfsm_layer', which "
+                     "runs code from outside the model file when it is loaded, so it was not loaded: flowers-tl "
+                     "loads only Keras' own layers and its own. Load only models you trust, or train one with "
+                     "`flowers-tl train`.")
+    assert not marker.exists()
+
+
+def test_lambda_and_foreign_modules_are_refused_by_name(code_running_models, capsys):
+    folder, _ = code_running_models
+    error = cli_error(capsys, "predict", str(folder / "lambda.keras"), photo(folder))
+    assert f"model '{folder / 'lambda.keras'}' holds a Lambda layer 'lambda'" in error
+    error = cli_error(capsys, "predict", str(folder / "foreign.keras"), photo(folder))
+    assert f"model '{folder / 'foreign.keras'}' names 'ForeignLayer' from the module 'test_security'" in error
+
+
+def test_the_course_model_passes_the_check(tmp_path, capsys):
+    from flowers_tl import model as flowers_model
+
+    path = tmp_path / "model.keras"
+    flowers_model.compile_model(flowers_model.build_model(32, weights="none", head="gap", square_root=True)).save(path)
+    assert cli.main(["predict", str(path), photo(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith(f"{tmp_path / 'photo.png'}: ")
+
+
+def test_a_legacy_h5_model_is_named_with_what_to_do(tmp_path, capsys):
+    path = tmp_path / "old.h5"
+    keras.Sequential([keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(),
+                      keras.layers.Dense(5, activation="softmax")]).save(path)
+    error = cli_error(capsys, "predict", str(path), photo(tmp_path))
+    assert error == (f"flowers-tl predict: error: '{path}' is a legacy HDF5 (.h5) Keras model; flowers-tl loads "
+                     f"only .keras files. If you trust it, convert it once in Python: keras.saving.load_model("
+                     f"'{path}').save('model.keras'), then give model.keras.")

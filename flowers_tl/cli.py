@@ -18,7 +18,7 @@ import tempfile
 
 from . import __version__
 from .errors import ConfigError, FlowersTLError, OutputExistsError, first_line
-from .files import CannotWrite, write_text_atomically, written_atomically
+from .files import CannotWrite, interrupt_on_signals, write_text_atomically, written_atomically
 from .records import DEFAULT_IMAGE_SIZE
 
 RUNTIME_ERROR = 1  # the command ran and failed; argparse uses 2 for usage errors
@@ -397,14 +397,15 @@ def _evaluate(args) -> int:
     else:
         shards = sources.split_shards(args.data, args.validation_shards).validation_shards
     with data.checking_classes(classes):
-        worst = _top_losses(model, shards, classes, args) if args.top_losses is not None else None
+        drawn = _top_losses(model, shards, args) if args.top_losses is not None else None
         report = training.evaluate(model, shards, image_size=image_size, classes=classes,
                                    flip_test=args.flip_test, progress=_progress_bar(data.count_images(shards)))
+    worst = None if drawn is None else _top_loss_rows(drawn, classes)
     if worst is not None:
         report["top_losses"] = worst
     if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
+        print(json.dumps(report, indent=2), flush=True)
+        return _draw_top_losses(drawn, args.output_dir)
     print(f"{report['images']} images, accuracy {report['accuracy']:.4f}")
     for name, value in report["per_class_accuracy"].items():
         print(f"  {name:<11} {'n/a' if value is None else f'{value:.4f}'}")
@@ -418,21 +419,36 @@ def _evaluate(args) -> int:
         for row in worst:
             print(f"  #{row['index']:<5} true {row['true_class']:<11} predicted {row['predicted_class']:<11} "
                   f"({row['probability']:.1%}), loss {row['loss']:.2f}")
-    return 0
+    sys.stdout.flush()
+    return _draw_top_losses(drawn, args.output_dir)
 
 
-def _top_losses(model, shards, classes, args) -> list:
-    """`evaluate --top-losses N`: draw the N worst photos in --output-dir; one dict per photo."""
-    from . import explain, plots
+def _top_losses(model, shards, args) -> list:
+    """`evaluate --top-losses N`: the N worst photos, with heatmaps (--output-dir is made first)."""
+    from . import explain
 
     if args.top_losses < 1:
         raise ConfigError(f"--top-losses {args.top_losses}: ask for at least 1 photo (9 fill a 3x3 grid)")
     _make_folder(args.output_dir, "--output-dir")
-    worst = explain.top_losses(model, shards, args.top_losses, with_heatmaps=True)
-    plots.display_top_losses(worst).savefig(os.path.join(args.output_dir, "top_losses.png"))
+    return explain.top_losses(model, shards, args.top_losses, with_heatmaps=True)
+
+
+def _top_loss_rows(worst, classes) -> list:
+    """The report's rows of `explain.top_losses`' photos, one dict per photo."""
     return [{"index": item.index, "true_class": classes[item.true_class],
              "predicted_class": classes[item.predicted_class], "probability": item.probability,
              "true_probability": item.true_probability, "loss": item.loss} for item in worst]
+
+
+def _draw_top_losses(worst, folder: str) -> int:
+    """Draw `worst` (if any) in <folder>/top_losses.png, written safely, after the report is printed; 0."""
+    from . import plots
+
+    if worst is not None:
+        figure = plots.display_top_losses(worst)
+        with written_atomically(os.path.join(folder, "top_losses.png"), suffix=".png") as partial:
+            figure.savefig(partial, format="png")
+    return 0
 
 
 def _check_same_classes(model_path: str, model_classes, data_classes, pattern: str) -> None:
@@ -493,19 +509,39 @@ def _classifier_shape(model, path: str):
 
 
 def _predict(args) -> int:
-    import numpy as np
-
+    """`predict`: each answer is printed as soon as it is known (Ctrl-C or SIGTERM lose none of them);
+    the --explain pictures are drawn after every answer is printed, so a write that fails loses no answer."""
     model = _load_model(args.model)
-    classes, (height, width) = _classifier_shape(model, args.model)
+    classes, shape = _classifier_shape(model, args.model)
     if args.explain:
         from . import explain
 
         explain.split_at_feature_map(model)  # a model Grad-CAM cannot explain fails before any picture
         _make_folder(args.explain, "--explain")
-    results, failures, written, picture_errors = [], 0, set(), _picture_errors()
+    results = []
+    with interrupt_on_signals():
+        try:
+            failures = _answer_each(model, args, classes, shape, results)
+        finally:  # interrupted too: the answers computed so far
+            if args.json:
+                print(json.dumps(results, indent=2), flush=True)
+        for row in results if args.explain else ():
+            _write_explanation(model, _picture_for(row["image"], *shape), row["explained"])
+    return RUNTIME_ERROR if failures else 0
+
+
+def _answer_each(model, args, classes, shape, results: list) -> int:
+    """Classify each picture of `args.images` into `results` (text: printed at once); the number skipped.
+
+    With --explain, each answer names the PNG its picture will be drawn in: <name>.png, and
+    <name>_2.png for a second picture of that name (from another folder).
+    """
+    import numpy as np
+
+    failures, picture_errors, targets = 0, _picture_errors(), set()
     for path in args.images:
         try:
-            pixels = _picture_for(path, height, width)
+            pixels = _picture_for(path, *shape)
         except picture_errors as error:
             first = first_line(error)
             print(f"flowers-tl predict: skipped: {first if path in first else f'{path!r}: {first}'}",
@@ -516,14 +552,12 @@ def _predict(args) -> int:
         best = int(probabilities.argmax())
         results.append({"image": path, "class": classes[best], "probability": float(probabilities[best])})
         if args.explain:
-            results[-1]["explained"] = _write_explanation(model, pixels, path, args.explain, written)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for row in results:
+            results[-1]["explained"] = _explanation_target(path, args.explain, targets)
+        if not args.json:
+            row = results[-1]
             explained = f" -> {row['explained']}" if "explained" in row else ""
-            print(f"{row['image']}: {row['class']} ({row['probability']:.1%}){explained}")
-    return RUNTIME_ERROR if failures else 0
+            print(f"{row['image']}: {row['class']} ({row['probability']:.1%}){explained}", flush=True)
+    return failures
 
 
 def _make_folder(path: str, option: str) -> None:
@@ -533,24 +567,25 @@ def _make_folder(path: str, option: str) -> None:
     os.makedirs(path, exist_ok=True)
 
 
-def _write_explanation(model, pixels, path: str, folder: str, written: set) -> str:
-    """`predict --explain`: the picture, its probabilities and its heatmap as <folder>/<name>.png.
+def _explanation_target(path: str, folder: str, taken: set) -> str:
+    """<folder>/<name>.png for the picture `path`, or <name>_2.png... when `taken` holds that name already."""
+    name = os.path.splitext(os.path.basename(path))[0]
+    target, number = os.path.join(folder, f"{name}.png"), 1
+    while target in taken:
+        number += 1
+        target = os.path.join(folder, f"{name}_{number}.png")
+    taken.add(target)
+    return target
 
-    Two pictures of one name (from two folders) get <name>.png and <name>_2.png; `written`
-    holds the names this run has used.
-    """
+
+def _write_explanation(model, pixels, target: str) -> None:
+    """`predict --explain`: the picture, its probabilities and its heatmap, written to `target` safely."""
     from . import explain, plots
 
     explanation = explain.explain_predictions(model, pixels[None])
-    name = os.path.splitext(os.path.basename(path))[0]
-    target, number = os.path.join(folder, f"{name}.png"), 1
-    while target in written:
-        number += 1
-        target = os.path.join(folder, f"{name}_{number}.png")
-    written.add(target)
-    plots.display_picture_prediction(pixels, explanation.probabilities[0],
-                                     explanation.heatmaps[0]).savefig(target)
-    return target
+    figure = plots.display_picture_prediction(pixels, explanation.probabilities[0], explanation.heatmaps[0])
+    with written_atomically(target, suffix=".png") as partial:
+        figure.savefig(partial, format="png")
 
 
 def _picture_errors() -> tuple:

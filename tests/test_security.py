@@ -6,6 +6,7 @@ SavedModel whose serving function writes a file, wrapped in a real `TFSMLayer`.
 """
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ from PIL import Image
 
 from flowers_tl import cli, files
 from flowers_tl.errors import OutputExistsError
-from test_bad_inputs import cli_error
+from test_bad_inputs import assert_clean_error, cli_error, small_shards
 
 
 # ---------------------------------------------------------------- locks die with their process
@@ -152,3 +153,80 @@ def test_a_legacy_h5_model_is_named_with_what_to_do(tmp_path, capsys):
     assert error == (f"flowers-tl predict: error: '{path}' is a legacy HDF5 (.h5) Keras model; flowers-tl loads "
                      f"only .keras files. If you trust it, convert it once in Python: keras.saving.load_model("
                      f"'{path}').save('model.keras'), then give model.keras.")
+
+
+# ---------------------------------------------------------------- pictures: no link followed, no answer lost
+
+@pytest.fixture(scope="module")
+def course_model(tmp_path_factory):
+    """A saved 32 px course model (random backbone: fast) and little shards to evaluate it on."""
+    from flowers_tl import model as flowers_model
+
+    folder = tmp_path_factory.mktemp("course")
+    path = folder / "model.keras"
+    flowers_model.compile_model(flowers_model.build_model(32, weights="none")).save(path)
+    return str(path), small_shards(str(folder / "shards"), count=2, records=4)
+
+
+def planted_link(folder, name):
+    """A link at folder/name pointing at a file the tool must never overwrite; the victim's path."""
+    os.makedirs(folder, exist_ok=True)
+    victim = folder.parent / f"victim-{name}"
+    victim.write_text("precious\n")
+    os.symlink(victim, folder / name)
+    return victim
+
+
+def test_predict_explain_replaces_a_planted_link(course_model, tmp_path, capsys):
+    model, _ = course_model
+    victim = planted_link(tmp_path / "explained", "photo.png")
+    assert cli.main(["predict", model, photo(tmp_path), "--explain", str(tmp_path / "explained")]) == 0
+    assert victim.read_text() == "precious\n"
+    drawn = tmp_path / "explained" / "photo.png"
+    assert not drawn.is_symlink() and drawn.read_bytes().startswith(b"\x89PNG")
+    assert capsys.readouterr().out.endswith(f" -> {drawn}\n")
+
+
+def test_evaluate_top_losses_replaces_a_planted_link(course_model, tmp_path, capsys):
+    model, shards = course_model
+    victim = planted_link(tmp_path / "worst", "top_losses.png")
+    assert cli.main(["evaluate", model, "--data", shards, "--validation-shards", "1", "--top-losses", "2",
+                     "--output-dir", str(tmp_path / "worst")]) == 0
+    assert victim.read_text() == "precious\n"
+    assert (tmp_path / "worst" / "top_losses.png").read_bytes().startswith(b"\x89PNG")
+
+
+def limited_file_size(limit):
+    """preexec_fn: every write past `limit` bytes fails with EFBIG, as a full disk fails (Python ignores SIGXFSZ)."""
+    import resource
+
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_picture_that_cannot_be_written_keeps_the_printed_results(course_model, tmp_path, command):
+    model, shards = course_model
+    out = tmp_path / "pictures"
+    arguments = ([model, photo(tmp_path), "--explain", str(out)] if command == "predict" else
+                 [model, "--data", shards, "--validation-shards", "1", "--top-losses", "2", "--output-dir", str(out)])
+    result = subprocess.run([sys.executable, "-m", "flowers_tl", command, *arguments], capture_output=True,
+                            text=True, timeout=300, preexec_fn=limited_file_size(4096))
+    picture = out / ("photo.png" if command == "predict" else "top_losses.png")
+    assert_clean_error(result, command, f"cannot write '{picture}': File too large. Choose another output folder")
+    first = f"{tmp_path / 'photo.png'}: " if command == "predict" else "4 images, accuracy "
+    assert result.stdout.startswith(first), result.stdout
+    assert os.listdir(out) == []  # no picture, no temporary file
+
+
+def test_sigterm_during_predict_keeps_every_answer_already_computed(course_model, tmp_path):
+    model, _ = course_model
+    pictures = [photo(tmp_path)] * 2000
+    process = subprocess.Popen([sys.executable, "-m", "flowers_tl", "predict", model, *pictures],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stdout.readline()  # printed at once, not at the end
+    process.send_signal(signal.SIGTERM)
+    rest, stderr = process.communicate(timeout=60)
+    assert first.startswith(f"{pictures[0]}: ") and process.returncode == 130, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == "flowers-tl predict: interrupted"
+    answered = [first, *rest.splitlines()]
+    assert 1 <= len(answered) < len(pictures) and all(line.startswith(f"{pictures[0]}: ") for line in answered)

@@ -18,7 +18,7 @@ import tempfile
 
 from . import __version__
 from .errors import ConfigError, FlowersTLError, OutputExistsError, first_line
-from .files import CannotWrite, interrupt_on_signals, write_text_atomically, written_atomically
+from .files import CannotWrite, OutputClaim, interrupt_on_signals, write_text_atomically, written_atomically
 from .records import DEFAULT_IMAGE_SIZE
 
 RUNTIME_ERROR = 1  # the command ran and failed; argparse uses 2 for usage errors
@@ -154,7 +154,14 @@ def _add_data_arguments(parser) -> None:
 
 
 def _train(args) -> int:
-    from . import accelerator as acc, data, model as flowers_model, sources
+    """`train`; SIGTERM and SIGINT end it with exit status 130 and one line (`main`), even in a background
+    job that inherited SIGINT ignored."""
+    with interrupt_on_signals():
+        return _run_train(args)
+
+
+def _run_train(args) -> int:
+    from . import accelerator as acc, data, model as flowers_model, runs, sources
 
     _check_training_arguments(args)  # all of them, before anything is written
     model_path = os.path.join(args.output, "model.keras")
@@ -176,9 +183,19 @@ def _train(args) -> int:
         print(f"Classes: {', '.join(classes)} (read from the shards' labels)", file=sys.stderr)
     made_output = not os.path.exists(args.output)
     _check_output_folder(args.output)
+    backup = os.path.join(args.output, BACKUP_FOLDER)
     try:
-        with _writing_into(args.output), data.checking_classes(classes):
-            _train_and_save(args, accelerator, split, classes, model_path)
+        with OutputClaim(args.output):  # a second run into this folder is refused by name
+            runs.start_clean(args.output, backup)
+            try:
+                with _writing_into(args.output), data.checking_classes(classes):
+                    _train_and_save(args, accelerator, split, classes, model_path)
+            except KeyboardInterrupt as stop:
+                raise runs.interrupted(stop, backup) from None
+            except Exception:
+                if os.path.isdir(backup):
+                    runs.keep_usable_backup(backup)
+                raise
     finally:
         if made_output and os.path.isdir(args.output) and not os.listdir(args.output):
             os.rmdir(args.output)  # a run that failed before writing anything leaves no empty folder
@@ -241,38 +258,14 @@ def _writing_into(output: str):
     try:
         yield
     except (OSError, CannotWrite) as error:
+        from .runs import keep_usable_backup
+
         first = error.reason if isinstance(error, CannotWrite) else first_line(error)
         backup = os.path.join(output, BACKUP_FOLDER)
-        kept = _keep_usable_backup(backup)
+        kept = keep_usable_backup(backup)
         raise ConfigError(f"could not write the run into '{output}' ({first}); free some space or "
                           "choose another --output, then run the same command again"
                           + (f" (it resumes from '{backup}')" if kept else "")) from None
-
-
-def _keep_usable_backup(backup: str) -> bool:
-    """After a failed write, keep `backup` only if every stage in it holds a checkpoint that opens.
-
-    A checkpoint cut short by a full disk would make the next run's resume fail (Keras falls
-    back to its `.bkp` copy only when there is one), so such a backup is removed and the
-    next run starts afresh. True when a usable backup is kept.
-    """
-    import h5py
-
-    def opens(path):
-        try:
-            with h5py.File(path, "r"):
-                return True
-        except OSError:
-            return False
-
-    stages = [folder for folder, _, names in os.walk(backup) if "training_metadata.json" in names
-              or any(name.startswith("latest.weights.h5") for name in names)]
-    usable = bool(stages) and all(
-        any(opens(os.path.join(folder, name)) for name in ("latest.weights.h5", "latest.weights.h5.bkp")
-            if os.path.isfile(os.path.join(folder, name))) for folder in stages)
-    if not usable:
-        shutil.rmtree(backup, ignore_errors=True)
-    return usable
 
 
 def _train_and_save(args, accelerator, split, classes, model_path) -> None:
@@ -286,10 +279,11 @@ def _train_and_save(args, accelerator, split, classes, model_path) -> None:
     with accelerator.scope():
         model = flowers_model.build_model(args.image_size, head=args.head, weights=args.weights,
                                           class_names=classes)
+        flowers_model.record_shards(model, split)  # evaluate then knows which photos it learned from
         flowers_model.compile_model(model, accelerator=accelerator)
     result = training.train(model, split, epochs=args.epochs, batch_size=args.batch_size,
                             accelerator=accelerator, seed=args.seed, fast=args.fast,
-                            callbacks=_resume_callbacks(args), verbose=2)
+                            callbacks=_resume_callbacks(args, split), verbose=2)
     result.history = _history_from_log(os.path.join(args.output, TRAINING_LOG))  # resumed runs too
     head_accuracy = result.final_val_accuracy
     if args.fine_tune_from is not None:
@@ -332,7 +326,7 @@ def _fine_tune(model, split, accelerator, args, head_result):
     tuned = training.fine_tune(model, split, from_block=args.fine_tune_from, epochs=args.fine_tune_epochs,
                                learning_rate=args.fine_tune_rate, batch_size=args.batch_size,
                                accelerator=accelerator, seed=args.seed, fast=args.fast,
-                               callbacks=_resume_callbacks(args, FINE_TUNE_LOG, "fine_tune"), verbose=2)
+                               callbacks=_resume_callbacks(args, split, FINE_TUNE_LOG, "fine_tune"), verbose=2)
     tuned_history = _history_from_log(os.path.join(args.output, FINE_TUNE_LOG))
     tuned.history = {name: head_result.history[name] + tuned_history[name] for name in tuned_history}
     tuned.wall_time_s += head_result.wall_time_s
@@ -340,37 +334,36 @@ def _fine_tune(model, split, accelerator, args, head_result):
     return tuned
 
 
-def _resume_callbacks(args, log_name: str = TRAINING_LOG, stage: str = "") -> list:
+def _resume_callbacks(args, split, log_name: str = TRAINING_LOG, stage: str = "") -> list:
     """Keras callbacks that make an interrupted `train` resumable: a backup per epoch and a CSV log.
 
     While `<output>/backup` exists, the same command continues from the last
     finished epoch (Keras `BackupAndRestore`); it is removed once the model is saved.
-    The fine-tuning stage keeps its own log and backup (`stage`) next to the head's.
+    The fine-tuning stage keeps its own log and backup (`stage`) next to the head's. The settings
+    recorded are the real inputs (`runs.inputs`), so a resume with other data or weights is refused.
     """
     import keras
+
+    from . import runs
 
     backup = os.path.join(args.output, BACKUP_FOLDER)
     settings_path = os.path.join(backup, "settings.json")
     log_path = os.path.join(args.output, log_name)
     names = RESUME_SETTINGS + (FINE_TUNE_SETTINGS if args.fine_tune_from is not None else ())
-    settings = {name: getattr(args, name) for name in names}
+    settings = runs.inputs(args, names, split.validation_shards + split.training_shards)
     if os.path.isfile(settings_path):
         with open(settings_path, encoding="utf-8") as handle:
             saved = json.load(handle)
-        changed = sorted(name for name in settings if saved.get(name) != settings[name])
-        if changed:
-            raise ConfigError(
-                f"'{backup}' holds an interrupted run made with other {', '.join(changed)}; run the "
-                "same command again to resume it, or delete that folder to start afresh")
+        runs.check_same_inputs(saved, settings, backup)
         if not stage:  # said once, for the head
             print(f"Resuming the interrupted run saved in {backup}/", file=sys.stderr)
     else:
         os.makedirs(backup, exist_ok=True)
         write_text_atomically(settings_path, json.dumps(settings))
-        for old_log in (TRAINING_LOG, FINE_TUNE_LOG):  # a fresh run starts fresh logs
-            if os.path.exists(os.path.join(args.output, old_log)):
+        for old_log in (TRAINING_LOG, FINE_TUNE_LOG):  # a fresh run starts fresh logs (a dangling link too)
+            if os.path.lexists(os.path.join(args.output, old_log)):
                 os.remove(os.path.join(args.output, old_log))
-    return [keras.callbacks.CSVLogger(log_path, append=True),
+    return [runs.CSVLog(log_path),
             keras.callbacks.BackupAndRestore(os.path.join(backup, stage), double_checkpoint=True,
                                              delete_checkpoint=False)]
 
@@ -386,7 +379,8 @@ def _history_from_log(path: str) -> dict:
 
 
 def _evaluate(args) -> int:
-    from . import data, sources, training
+    from . import data, runs, sources, training
+    from .model import shards_of
 
     model = _load_model(args.model)
     classes, image_size = _classifier_shape(model, args.model)
@@ -396,6 +390,7 @@ def _evaluate(args) -> int:
         shards = everything
     else:
         shards = sources.split_shards(args.data, args.validation_shards).validation_shards
+    runs.check_unseen(args.model, shards_of(model), shards, args.all_shards)
     with data.checking_classes(classes):
         drawn = _top_losses(model, shards, args) if args.top_losses is not None else None
         report = training.evaluate(model, shards, image_size=image_size, classes=classes,

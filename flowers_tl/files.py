@@ -229,7 +229,7 @@ class OutputClaim:
         try:
             return os.open(self.lock, flags, 0o644)
         except OSError as error:
-            raise DataError(say(CANNOT_WRITE, path=self.lock, reason=reason_of(error))) from None
+            raise DataError(say(CANNOT_WRITE, path=self.folder, reason=reason_of(error))) from None
 
     def __exit__(self, *exc) -> None:
         with contextlib.suppress(FileNotFoundError):

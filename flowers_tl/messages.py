@@ -193,6 +193,36 @@ RUSSIAN = {
         ("'{path}' — модель Keras в старом формате HDF5 (.h5); flowers-tl загружает только файлы .keras. Если вы "
          "ей доверяете, преобразуйте её один раз в Python: keras.saving.load_model('{path}').save('model.keras'), "
          "затем укажите model.keras."),
+    "stopped by {signal}; run the same command again to resume from '{backup}'.":
+        "остановлено сигналом {signal}; запустите ту же команду снова, чтобы продолжить с '{backup}'.",
+    "stopped by {signal} before the first epoch ended; run the same command again to start afresh.":
+        "остановлено сигналом {signal} до конца первой эпохи; запустите ту же команду снова, чтобы начать заново.",
+    ("'{backup}' holds an interrupted run made with other {names}; run the same command again to resume it, "
+     "or delete that folder to start afresh"):
+        ("в '{backup}' лежит прерванный запуск с другими {names}; запустите ту же команду снова, чтобы "
+         "продолжить его, или удалите эту папку, чтобы начать заново"),
+    ("'{path}' is a symbolic link; flowers-tl never writes through one: remove it, then run the same command "
+     "again."):
+        ("'{path}' — символическая ссылка; flowers-tl никогда не пишет через ссылки: удалите её и запустите "
+         "ту же команду снова."),
+    ("model '{path}' was trained on {count} of the {total} shard(s) it was asked to score ({names}), so its "
+     "accuracy there would be too high: score the shards it was validated on ({validated}), with the --data "
+     "and --validation-shards it was trained with, or pass --all-shards to score every shard knowingly."):
+        ("модель '{path}' обучалась на {count} из {total} шардов, которые её попросили оценить ({names}), поэтому "
+         "точность на них была бы завышена: оценивайте шарды, на которых она проверялась ({validated}), с теми "
+         "же --data и --validation-shards, что при обучении, или передайте --all-shards, чтобы осознанно "
+         "оценить все шарды."),
+    ("Warning: model '{path}' was trained on {count} of these {total} shard(s) ({names}): the accuracy below is "
+     "higher than on photos it never saw."):
+        ("Внимание: модель '{path}' обучалась на {count} из этих {total} шардов ({names}): приведённая ниже точность "
+         "выше, чем на фотографиях, которых она не видела."),
+    "shard '{shard}' is unreadable or corrupt: {reason}. Copy or convert it again, or remove it from the pattern.":
+        ("шард '{shard}' не читается или повреждён: {reason}. Скопируйте или преобразуйте его заново либо уберите "
+         "его из шаблона."),
+    ("shard '{shard}' is truncated or corrupted after record {records}: the next record, at byte {offset}, does "
+     "not fit in its {size} bytes. Copy or convert it again, or remove it from the pattern."):
+        ("шард '{shard}' обрезан или повреждён после записи {records}: следующая запись, с байта {offset}, не "
+         "помещается в его {size} байт. Скопируйте или преобразуйте его заново либо уберите его из шаблона."),
     "empty (zero-byte) file": "пустой файл (0 байт)",
     "not a picture (unknown file format)": "не изображение (неизвестный формат файла)",
     "truncated or corrupt picture ({detail})": "обрезанное или повреждённое изображение ({detail})",

@@ -7,22 +7,22 @@ import string
 
 import pytest
 
-from flowers_tl import (accelerator, convert, exercises, files, frozen, learner_errors, messages, modelfile, pace,
-                        pictures, plots, sources)
+from flowers_tl import (accelerator, convert, data, exercises, files, frozen, learner_errors, messages, modelfile,
+                        pace, pictures, plots, runs, sources)
 from flowers_tl.messages import RUSSIAN
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 NOT_MESSAGES = {"FAST_ENV_VARIABLE", "SPARSE_LOSS", "RIGHT_COLOR", "WRONG_COLOR", "LANGUAGES",
                 "PARTIAL_PREFIX", "LOCK_NAME", "PARTIAL_SUFFIX", "CACHE_ENV_VARIABLE", "_DONE_FILE",
-                "CONFIG_NAME", "OWN_MODULE"}
+                "CONFIG_NAME", "OWN_MODULE", "DEFAULT_DATA_PATTERN", "DATA_ENV_VARIABLE"}
 
 
 def learner_facing():
     """{name: English text} of every message constant, exercise text and plot label."""
     found = {}
     for module in (accelerator, exercises, frozen, learner_errors, pace, plots, messages, files, pictures, convert,
-                   sources, modelfile):
+                   sources, modelfile, runs, data):
         for name, value in vars(module).items():
             if name.isupper() and isinstance(value, str) and name not in NOT_MESSAGES:
                 found[f"{module.__name__}.{name}"] = value

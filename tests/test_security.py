@@ -145,6 +145,17 @@ def test_the_course_model_passes_the_check(tmp_path, capsys):
     assert capsys.readouterr().out.startswith(f"{tmp_path / 'photo.png'}: ")
 
 
+def test_a_zip_without_a_config_is_not_loaded(tmp_path, capsys):
+    import zipfile
+
+    path = tmp_path / "notes.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("notes.txt", "not a model")
+    error = cli_error(capsys, "predict", str(path), photo(tmp_path))
+    assert error == (f"flowers-tl predict: error: '{path}' is not a Keras model saved by flowers-tl: its config.json "
+                     "cannot be read (missing); save the model again with model.save('model.keras').")
+
+
 def test_a_legacy_h5_model_is_named_with_what_to_do(tmp_path, capsys):
     path = tmp_path / "old.h5"
     keras.Sequential([keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(),

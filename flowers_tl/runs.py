@@ -52,8 +52,11 @@ def interrupted(stop: KeyboardInterrupt, backup: str) -> TrainingInterrupted:
 
 def start_clean(output: str, backup: str) -> None:
     """Before a run writes into its (claimed) `output`: remove the temporary files a killed run left,
-    and a `backup` that holds no usable checkpoint."""
+    a link planted at `backup` (Keras would write its checkpoints through it), and a `backup` that
+    holds no usable checkpoint."""
     remove_stale_partials(output, "")
+    if os.path.islink(backup):
+        os.remove(backup)
     if os.path.isdir(backup):
         keep_usable_backup(backup)
 

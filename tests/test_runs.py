@@ -106,15 +106,17 @@ def test_a_run_that_fails_before_its_first_checkpoint_blocks_nothing(tmp_path):
     assert corrected.returncode == 0, corrected.stderr[-3000:]
 
 
-def test_a_dangling_link_at_the_log_is_replaced_not_followed(tmp_path, capsys):
+def test_links_planted_at_the_log_and_the_backup_are_replaced_not_followed(tmp_path, capsys):
     pattern = small_shards(str(tmp_path / "shards"))
     output = tmp_path / "run"
     output.mkdir()
     outside = tmp_path / "outside.csv"
     os.symlink(outside, output / "training_log.csv")
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", output / "backup")  # Keras would write its checkpoints through it
     assert cli.main(["train", "--data", pattern, *TINY, "--weights", "none", "--epochs", "2",
                      "--output", str(output)]) == 0
-    assert not os.path.lexists(outside)
+    assert not os.path.lexists(outside) and os.listdir(tmp_path / "elsewhere") == []
     log = output / "training_log.csv"
     assert not log.is_symlink() and log.read_text().splitlines()[0].split(",")[0] == "epoch"
     assert len(log.read_text().splitlines()) == 3  # a header and two epochs

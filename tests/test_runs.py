@@ -194,3 +194,27 @@ def test_a_memory_limit_set_with_ulimit_v_is_read(tmp_path):
     available = float(result.stderr.split("GiB of memory, and ")[1].split(" GiB")[0])
     assert available < 4
     assert not (tmp_path / "run").exists()
+
+
+def test_a_link_found_at_the_log_of_a_resumed_run_is_refused_by_name(tmp_path):
+    from flowers_tl import runs
+    from flowers_tl.errors import DataError
+
+    victim = tmp_path / "victim.csv"
+    victim.write_text("precious\n")
+    os.symlink(victim, tmp_path / "training_log.csv")
+    with pytest.raises(DataError) as refused:
+        runs.CSVLog(str(tmp_path / "training_log.csv")).on_epoch_end(3, {"loss": 0.5})
+    assert str(refused.value) == (f"'{tmp_path / 'training_log.csv'}' is a symbolic link; flowers-tl never writes "
+                                  "through one: remove it, then run the same command again.")
+    assert victim.read_text() == "precious\n"
+
+
+def test_the_log_continues_the_rows_a_resumed_run_finds(tmp_path):
+    from flowers_tl import runs
+
+    log = runs.CSVLog(str(tmp_path / "training_log.csv"))
+    log.on_epoch_end(0, {"loss": 0.5, "accuracy": 0.25})
+    runs.CSVLog(str(tmp_path / "training_log.csv")).on_epoch_end(1, {"loss": 0.25, "accuracy": 0.5})
+    assert (tmp_path / "training_log.csv").read_text() == "epoch,accuracy,loss\n0,0.25,0.5\n1,0.5,0.25\n"
+    assert cli._history_from_log(str(tmp_path / "training_log.csv")) == {"accuracy": [0.25, 0.5], "loss": [0.5, 0.25]}

@@ -19,7 +19,7 @@ import tempfile
 
 from . import __version__, rules
 from .errors import ConfigError, FlowersTLError, OutputExistsError, first_line
-from .files import CannotWrite, write_text_atomically, written_atomically
+from .files import CannotWrite, OutputClaim, interrupt_on_signals, write_text_atomically, written_atomically
 from .records import DEFAULT_IMAGE_SIZE
 
 RUNTIME_ERROR = 1  # the command ran and failed; argparse uses 2 for usage errors
@@ -230,7 +230,14 @@ def _notes_on_stderr(command):
 
 @_notes_on_stderr
 def _train(args) -> int:
-    from . import accelerator as acc, data, model as flowers_model, sources
+    """`train`; SIGTERM and SIGINT end it with exit status 130 and one line (`main`), even in a background
+    job that inherited SIGINT ignored."""
+    with interrupt_on_signals():
+        return _run_train(args)
+
+
+def _run_train(args) -> int:
+    from . import accelerator as acc, data, model as flowers_model, runs, sources
 
     model_path = os.path.join(args.output, "model.keras")
     if os.path.exists(model_path) and not args.overwrite:
@@ -251,9 +258,19 @@ def _train(args) -> int:
         print(f"Classes: {', '.join(classes)} (read from the shards' labels)", file=sys.stderr)
     made_output = not os.path.exists(args.output)
     _check_output_folder(args.output)
+    backup = os.path.join(args.output, BACKUP_FOLDER)
     try:
-        with _writing_into(args.output), data.checking_classes(classes):
-            _train_and_save(args, accelerator, split, classes, model_path)
+        with OutputClaim(args.output):  # a second run into this folder is refused by name
+            runs.start_clean(args.output, backup)
+            try:
+                with _writing_into(args.output), data.checking_classes(classes):
+                    _train_and_save(args, accelerator, split, classes, model_path)
+            except KeyboardInterrupt as stop:
+                raise runs.interrupted(stop, backup) from None
+            except Exception:
+                if os.path.isdir(backup):
+                    runs.keep_usable_backup(backup)
+                raise
     finally:
         if made_output and os.path.isdir(args.output) and not os.listdir(args.output):
             os.rmdir(args.output)  # a run that failed before writing anything leaves no empty folder
@@ -291,38 +308,14 @@ def _writing_into(output: str):
     try:
         yield
     except (OSError, CannotWrite) as error:
+        from .runs import keep_usable_backup
+
         first = error.reason if isinstance(error, CannotWrite) else first_line(error)
         backup = os.path.join(output, BACKUP_FOLDER)
-        kept = _keep_usable_backup(backup)
+        kept = keep_usable_backup(backup)
         raise ConfigError(f"could not write the run into '{output}' ({first}); free some space or "
                           "choose another --output, then run the same command again"
                           + (f" (it resumes from '{backup}')" if kept else "")) from None
-
-
-def _keep_usable_backup(backup: str) -> bool:
-    """After a failed write, keep `backup` only if every stage in it holds a checkpoint that opens.
-
-    A checkpoint cut short by a full disk would make the next run's resume fail (Keras falls
-    back to its `.bkp` copy only when there is one), so such a backup is removed and the
-    next run starts afresh. True when a usable backup is kept.
-    """
-    import h5py
-
-    def opens(path):
-        try:
-            with h5py.File(path, "r"):
-                return True
-        except OSError:
-            return False
-
-    stages = [folder for folder, _, names in os.walk(backup) if "training_metadata.json" in names
-              or any(name.startswith("latest.weights.h5") for name in names)]
-    usable = bool(stages) and all(
-        any(opens(os.path.join(folder, name)) for name in ("latest.weights.h5", "latest.weights.h5.bkp")
-            if os.path.isfile(os.path.join(folder, name))) for folder in stages)
-    if not usable:
-        shutil.rmtree(backup, ignore_errors=True)
-    return usable
 
 
 def _train_and_save(args, accelerator, split, classes, model_path) -> None:
@@ -336,10 +329,11 @@ def _train_and_save(args, accelerator, split, classes, model_path) -> None:
     with accelerator.scope():
         model = flowers_model.build_model(args.image_size, head=args.head, weights=args.weights,
                                           class_names=classes)
+        flowers_model.record_shards(model, split)  # evaluate then knows which photos it learned from
         flowers_model.compile_model(model, accelerator=accelerator)
     result = training.train(model, split, epochs=args.epochs, batch_size=args.batch_size,
                             accelerator=accelerator, seed=args.seed, fast=args.fast, cosine_decay=True,
-                            callbacks=_resume_callbacks(args), verbose=2)
+                            callbacks=_resume_callbacks(args, split), verbose=2)
     result.history = _history_from_log(os.path.join(args.output, TRAINING_LOG))  # resumed runs too
     head_accuracy = result.final_val_accuracy
     if args.fine_tune_from is not None:
@@ -383,7 +377,7 @@ def _fine_tune(model, split, accelerator, args, head_result):
     tuned = training.fine_tune(model, split, from_block=args.fine_tune_from, epochs=args.fine_tune_epochs,
                                learning_rate=args.fine_tune_rate, batch_size=args.batch_size,
                                accelerator=accelerator, seed=args.seed, fast=args.fast,
-                               callbacks=_resume_callbacks(args, FINE_TUNE_LOG, "fine_tune"), verbose=2)
+                               callbacks=_resume_callbacks(args, split, FINE_TUNE_LOG, "fine_tune"), verbose=2)
     tuned_history = _history_from_log(os.path.join(args.output, FINE_TUNE_LOG))
     tuned.history = {name: head_result.history[name] + tuned_history[name] for name in tuned_history}
     tuned.wall_time_s += head_result.wall_time_s
@@ -391,37 +385,36 @@ def _fine_tune(model, split, accelerator, args, head_result):
     return tuned
 
 
-def _resume_callbacks(args, log_name: str = TRAINING_LOG, stage: str = "") -> list:
+def _resume_callbacks(args, split, log_name: str = TRAINING_LOG, stage: str = "") -> list:
     """Keras callbacks that make an interrupted `train` resumable: a backup per epoch and a CSV log.
 
     While `<output>/backup` exists, the same command continues from the last
     finished epoch (Keras `BackupAndRestore`); it is removed once the model is saved.
-    The fine-tuning stage keeps its own log and backup (`stage`) next to the head's.
+    The fine-tuning stage keeps its own log and backup (`stage`) next to the head's. The settings
+    recorded are the real inputs (`runs.inputs`), so a resume with other data or weights is refused.
     """
     import keras
+
+    from . import runs
 
     backup = os.path.join(args.output, BACKUP_FOLDER)
     settings_path = os.path.join(backup, "settings.json")
     log_path = os.path.join(args.output, log_name)
     names = RESUME_SETTINGS + (FINE_TUNE_SETTINGS if args.fine_tune_from is not None else ())
-    settings = {name: getattr(args, name) for name in names}
+    settings = runs.inputs(args, names, split.validation_shards + split.training_shards)
     if os.path.isfile(settings_path):
         with open(settings_path, encoding="utf-8") as handle:
             saved = json.load(handle)
-        changed = sorted(name for name in settings if saved.get(name) != settings[name])
-        if changed:
-            raise ConfigError(
-                f"'{backup}' holds an interrupted run made with other {', '.join(changed)}; run the "
-                "same command again to resume it, or delete that folder to start afresh")
+        runs.check_same_inputs(saved, settings, backup)
         if not stage:  # said once, for the head
             print(f"Resuming the interrupted run saved in {backup}/", file=sys.stderr)
     else:
         os.makedirs(backup, exist_ok=True)
         write_text_atomically(settings_path, json.dumps(settings))
-        for old_log in (TRAINING_LOG, FINE_TUNE_LOG):  # a fresh run starts fresh logs
-            if os.path.exists(os.path.join(args.output, old_log)):
+        for old_log in (TRAINING_LOG, FINE_TUNE_LOG):  # a fresh run starts fresh logs (a dangling link too)
+            if os.path.lexists(os.path.join(args.output, old_log)):
                 os.remove(os.path.join(args.output, old_log))
-    return [keras.callbacks.CSVLogger(log_path, append=True),
+    return [runs.CSVLog(log_path),
             keras.callbacks.BackupAndRestore(os.path.join(backup, stage), double_checkpoint=True,
                                              delete_checkpoint=False)]
 
@@ -437,7 +430,8 @@ def _history_from_log(path: str) -> dict:
 
 
 def _evaluate(args) -> int:
-    from . import data, sources, training
+    from . import data, runs, sources, training
+    from .model import shards_of
 
     model = _load_model(args.model)
     classes, image_size = _classifier_shape(model, args.model)
@@ -447,15 +441,17 @@ def _evaluate(args) -> int:
         shards = everything
     else:
         shards = sources.split_shards(args.data, args.validation_shards).validation_shards
+    runs.check_unseen(args.model, shards_of(model), shards, args.all_shards)
     with data.checking_classes(classes):
-        worst = _top_losses(model, shards, classes, args) if args.top_losses is not None else None
+        drawn = _top_losses(model, shards, args) if args.top_losses is not None else None
         report = training.evaluate(model, shards, image_size=image_size, classes=classes,
                                    flip_test=args.flip_test, progress=_progress_bar(data.count_images(shards)))
+    worst = None if drawn is None else _top_loss_rows(drawn, classes)
     if worst is not None:
         report["top_losses"] = worst
     if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
+        print(json.dumps(report, indent=2), flush=True)
+        return _draw_top_losses(drawn, args.output_dir)
     print(f"{report['images']} images, accuracy {report['accuracy']:.4f}")
     names = [_one_line(name) for name in report["classes"]]
     for name, value in zip(names, report["per_class_accuracy"].values()):
@@ -471,19 +467,34 @@ def _evaluate(args) -> int:
             print(f"  #{row['index']:<5} true {_one_line(row['true_class']):<11} "
                   f"predicted {_one_line(row['predicted_class']):<11} "
                   f"({row['probability']:.1%}), loss {row['loss']:.2f}")
-    return 0
+    sys.stdout.flush()
+    return _draw_top_losses(drawn, args.output_dir)
 
 
-def _top_losses(model, shards, classes, args) -> list:
-    """`evaluate --top-losses N`: draw the N worst photos in --output-dir; one dict per photo."""
-    from . import explain, plots
+def _top_losses(model, shards, args) -> list:
+    """`evaluate --top-losses N`: the N worst photos, with heatmaps (--output-dir is made first)."""
+    from . import explain
 
     _make_folder(args.output_dir, "--output-dir")
-    worst = explain.top_losses(model, shards, args.top_losses, with_heatmaps=True)
-    plots.display_top_losses(worst).savefig(os.path.join(args.output_dir, "top_losses.png"))
+    return explain.top_losses(model, shards, args.top_losses, with_heatmaps=True)
+
+
+def _top_loss_rows(worst, classes) -> list:
+    """The report's rows of `explain.top_losses`' photos, one dict per photo."""
     return [{"index": item.index, "true_class": classes[item.true_class],
              "predicted_class": classes[item.predicted_class], "probability": item.probability,
              "true_probability": item.true_probability, "loss": item.loss} for item in worst]
+
+
+def _draw_top_losses(worst, folder: str) -> int:
+    """Draw `worst` (if any) in <folder>/top_losses.png, written safely, after the report is printed; 0."""
+    from . import plots
+
+    if worst is not None:
+        figure = plots.display_top_losses(worst)
+        with written_atomically(os.path.join(folder, "top_losses.png"), suffix=".png") as partial:
+            figure.savefig(partial, format="png")
+    return 0
 
 
 def _check_same_classes(model_path: str, model_classes, data_classes, pattern: str) -> None:
@@ -555,19 +566,39 @@ def _classifier_shape(model, path: str):
 
 
 def _predict(args) -> int:
-    import numpy as np
-
+    """`predict`: each answer is printed as soon as it is known (Ctrl-C or SIGTERM lose none of them);
+    the --explain pictures are drawn after every answer is printed, so a write that fails loses no answer."""
     model = _load_model(args.model)
-    classes, (height, width) = _classifier_shape(model, args.model)
+    classes, shape = _classifier_shape(model, args.model)
     if args.explain:
         from . import explain
 
         explain.split_at_feature_map(model)  # a model Grad-CAM cannot explain fails before any picture
         _make_folder(args.explain, "--explain")
-    results, failures, written, picture_errors = [], 0, set(), _picture_errors()
+    results = []
+    with interrupt_on_signals():
+        try:
+            failures = _answer_each(model, args, classes, shape, results)
+        finally:  # interrupted too: the answers computed so far
+            if args.json:
+                print(json.dumps(results, indent=2), flush=True)
+        for row in results if args.explain else ():
+            _write_explanation(model, _picture_for(row["image"], *shape), row["explained"])
+    return RUNTIME_ERROR if failures else 0
+
+
+def _answer_each(model, args, classes, shape, results: list) -> int:
+    """Classify each picture of `args.images` into `results` (text: printed at once); the number skipped.
+
+    With --explain, each answer names the PNG its picture will be drawn in: <name>.png, and
+    <name>_2.png for a second picture of that name (from another folder).
+    """
+    import numpy as np
+
+    failures, picture_errors, targets = 0, _picture_errors(), set()
     for path in args.images:
         try:
-            pixels = _picture_for(path, height, width)
+            pixels = _picture_for(path, *shape)
         except picture_errors as error:
             first = first_line(error)
             print(f"flowers-tl predict: skipped: {first if path in first else f'{path!r}: {first}'}",
@@ -578,13 +609,10 @@ def _predict(args) -> int:
         best = int(probabilities.argmax())
         results.append({"image": path, "class": classes[best], "probability": float(probabilities[best])})
         if args.explain:
-            results[-1]["explained"] = _write_explanation(model, pixels, path, args.explain, written)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for row in results:
-            print(_predict_line(row))
-    return RUNTIME_ERROR if failures else 0
+            results[-1]["explained"] = _explanation_target(path, args.explain, targets)
+        if not args.json:
+            print(_predict_line(results[-1]), flush=True)
+    return failures
 
 
 def _predict_line(row: dict) -> str:
@@ -618,24 +646,25 @@ def _make_folder(path: str, option: str) -> None:
     os.makedirs(path, exist_ok=True)
 
 
-def _write_explanation(model, pixels, path: str, folder: str, written: set) -> str:
-    """`predict --explain`: the picture, its probabilities and its heatmap as <folder>/<name>.png.
+def _explanation_target(path: str, folder: str, taken: set) -> str:
+    """<folder>/<name>.png for the picture `path`, or <name>_2.png... when `taken` holds that name already."""
+    name = os.path.splitext(os.path.basename(path))[0]
+    target, number = os.path.join(folder, f"{name}.png"), 1
+    while target in taken:
+        number += 1
+        target = os.path.join(folder, f"{name}_{number}.png")
+    taken.add(target)
+    return target
 
-    Two pictures of one name (from two folders) get <name>.png and <name>_2.png; `written`
-    holds the names this run has used.
-    """
+
+def _write_explanation(model, pixels, target: str) -> None:
+    """`predict --explain`: the picture, its probabilities and its heatmap, written to `target` safely."""
     from . import explain, plots
 
     explanation = explain.explain_predictions(model, pixels[None])
-    name = os.path.splitext(os.path.basename(path))[0]
-    target, number = os.path.join(folder, f"{name}.png"), 1
-    while target in written:
-        number += 1
-        target = os.path.join(folder, f"{name}_{number}.png")
-    written.add(target)
-    plots.display_picture_prediction(pixels, explanation.probabilities[0],
-                                     explanation.heatmaps[0]).savefig(target)
-    return target
+    figure = plots.display_picture_prediction(pixels, explanation.probabilities[0], explanation.heatmaps[0])
+    with written_atomically(target, suffix=".png") as partial:
+        figure.savefig(partial, format="png")
 
 
 def _picture_errors() -> tuple:
@@ -698,8 +727,10 @@ def _load_model(path: str):
     import keras
 
     from . import model  # noqa: F401  (registers the course's layers: FeatureSquareRoot, ClassProbabilities)
+    from .modelfile import check_runs_no_outside_code
 
     _check_model_file(path)
+    check_runs_no_outside_code(path)  # on every Keras: its own safe mode refuses TFSMLayer only from 3.13.2
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as error:
@@ -711,6 +742,8 @@ def _check_model_file(path: str) -> None:
     """ConfigError saying what `path` really is when it cannot be a `.keras` model file."""
     import zipfile
 
+    from .modelfile import check_not_hdf5
+
     if os.path.isdir(path):
         inside = os.path.join(path, "model.keras")
         hint = (f"give '{inside}'" if os.path.isfile(inside) else
@@ -721,6 +754,7 @@ def _check_model_file(path: str) -> None:
         raise ConfigError(f"model file '{path}' does not exist (train one with `flowers-tl train`)")
     if not os.path.isfile(path):
         raise ConfigError(f"model '{path}' is not a regular file (a device, pipe or socket); give a .keras file")
+    check_not_hdf5(path)
     if not zipfile.is_zipfile(path):
         raise ConfigError(f"'{path}' is not a Keras model saved by flowers-tl: its {os.path.getsize(path)} "
                           "bytes are not a zip archive, as .keras files are, so it is truncated or not a "

@@ -11,12 +11,14 @@ import contextlib
 import dataclasses
 import os
 import re
+import struct
 from typing import List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
 from .errors import DataError, first_line
 from .messages import say, say_n
+from .pictures import MAX_PICTURE_PIXELS, TOO_MANY_PIXELS
 from . import records
 from .records import CLASSES, feature_spec
 from .rules import image_size_pair  # 192 or (192, 192) -> (height, width); also data.image_size_pair
@@ -58,6 +60,14 @@ CLASS_WITHOUT_LABEL = ("class {index} of {where} has no 'label' while other clas
                        "shards again with `flowers-tl convert`.")
 LABEL_OF_TWO_CLASSES = "label '{label}' names two classes in {where}; make the shards again with `flowers-tl convert`."
 ONLY_ONE_CLASS = "there is only one class ('{name}') in {where}; a classifier needs at least 2."
+RECORD_HEADER_BYTES, RECORD_FOOTER_BYTES = 12, 4  # a TFRecord: length, its CRC, the record, the record's CRC
+MIN_RECORD_BYTES = 100  # framing and the smallest Example holding a JPEG: a name claiming more records lies
+UNREADABLE_SHARD = ("shard '{shard}' is unreadable or corrupt: {reason}. Copy or convert it again, or remove it "
+                    "from the pattern.")
+TRUNCATED_SHARD = ("shard '{shard}' is truncated or corrupted after record {records}: the next record, at byte "
+                   "{offset}, does not fit in its {size} bytes. Copy or convert it again, or remove it from the "
+                   "pattern.")
+
 _FEATURES = feature_spec()  # the keys training reads; only image and class are required
 _SHARD_COUNT = re.compile(r"-(\d+)\.tfrec$")
 # The class names records are checked against while datasets are built (see `checking_classes`).
@@ -105,21 +115,46 @@ def _check_shard_files(shards: Sequence[str]) -> None:
 
 
 def count_images(shards: Sequence[str]) -> int:
-    """Number of records, read from names like `flowers00-230.tfrec`, else counted."""
-    total = 0
-    for shard in shards:
-        match = _SHARD_COUNT.search(os.path.basename(shard))
-        total += int(match.group(1)) if match else count_records(shard)
-    return total
+    """Number of records of `shards`, never one a shard does not hold (`count_records`)."""
+    return sum(count_records(shard) for shard in shards)
 
 
 def count_records(shard: str) -> int:
-    """Count the records of one shard by reading it (names the shard if it is corrupt)."""
+    """The records of one shard. A local file's are counted from its record headers (exact, and fast:
+    the photos are skipped, not read). A remote shard's name (`flowers00-230.tfrec`, as `convert`
+    writes it) is trusted when the file is large enough to hold that many records; otherwise the
+    shard is read. DataError names a shard that is truncated or corrupt."""
+    if "://" not in shard and os.path.isfile(shard):
+        return _count_record_headers(shard)
+    match = _SHARD_COUNT.search(os.path.basename(shard))
+    if match and int(match.group(1)) * MIN_RECORD_BYTES <= tf.io.gfile.stat(shard).length:
+        return int(match.group(1))
     try:
         return sum(1 for _ in tf.data.TFRecordDataset(shard))
     except tf.errors.OpError as error:
-        raise DataError(f"shard '{shard}' is unreadable or corrupt: "
-                        f"{first_line(error)}") from None
+        raise DataError(say(UNREADABLE_SHARD, shard=shard, reason=_first_line(error))) from None
+
+
+def _count_record_headers(shard: str) -> int:
+    """Records of a local TFRecord file, by walking its headers: length (8 bytes) and CRC (4), the
+    record, its CRC (4). DataError naming the shard when the last record is cut short."""
+    size, records, offset = os.path.getsize(shard), 0, 0
+    with open(shard, "rb") as handle:
+        while offset < size:
+            header = handle.read(RECORD_HEADER_BYTES)
+            end = offset + RECORD_HEADER_BYTES + (struct.unpack("<Q", header[:8])[0] + RECORD_FOOTER_BYTES
+                                                  if len(header) == RECORD_HEADER_BYTES else 0)
+            if len(header) < RECORD_HEADER_BYTES or end > size:
+                raise DataError(say(TRUNCATED_SHARD, shard=shard, records=records, offset=offset, size=size))
+            records, offset = records + 1, end
+            handle.seek(offset)
+    return records
+
+
+def shard_ids(shards: Sequence[str]) -> List[str]:
+    """'name (N bytes)' of each shard: what a model and a resumable run record of the shards they used,
+    the same wherever the shards are copied, different when a shard is made again."""
+    return [f"{os.path.basename(shard)} ({tf.io.gfile.stat(shard).length} bytes)" for shard in shards]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,12 +194,40 @@ def split_shards(pattern: Optional[str] = None,
 
 
 def decode_image(jpeg_bytes, image_size) -> tf.Tensor:
-    """JPEG bytes to float32 RGB pixels in [0, 255] of exactly `image_size` (static shape)."""
+    """JPEG bytes to float32 RGB pixels in [0, 255] of exactly `image_size` (static shape).
+
+    A JPEG over the pixel limit `convert` and `predict` use (`pictures.MAX_PICTURE_PIXELS`) is
+    refused from its header, before it is decoded into memory.
+    """
     height, width = image_size_pair(image_size)
-    image = tf.io.decode_jpeg(jpeg_bytes, channels=3)
+    with tf.control_dependencies([_at_most_max_pixels(jpeg_bytes)]):
+        image = tf.io.decode_jpeg(jpeg_bytes, channels=3)
     image = tf.image.resize(image, [height, width], antialias=True)
     image = tf.clip_by_value(image, 0.0, 255.0)
     return tf.ensure_shape(image, [height, width, 3])
+
+
+def _at_most_max_pixels(image_bytes):
+    """Assert that the picture's header claims at most MAX_PICTURE_PIXELS (pictures.TOO_MANY_PIXELS otherwise).
+
+    JPEG and PNG headers are read (what records hold); other formats are left to their decoder.
+    """
+    def jpeg_pixels():
+        shape = tf.cast(tf.io.extract_jpeg_shape(image_bytes), tf.int64)
+        return shape[0] * shape[1]
+
+    def png_pixels():  # width and height: big-endian 32-bit numbers at byte 16 of the IHDR chunk
+        size = tf.cast(tf.io.decode_raw(tf.strings.substr(image_bytes, 16, 8), tf.int32, little_endian=False),
+                       tf.int64)
+        return size[0] * size[1]
+
+    pixels = tf.case([(tf.equal(tf.strings.substr(image_bytes, 0, 2), b"\xff\xd8"), jpeg_pixels),
+                      (tf.equal(tf.strings.substr(image_bytes, 0, 4), b"\x89PNG")
+                       & (tf.strings.length(image_bytes) >= 24), png_pixels)],
+                     default=lambda: tf.constant(0, tf.int64))
+    before, after = say(TOO_MANY_PIXELS, pixels="\0", limit=MAX_PICTURE_PIXELS // 10**6).split("\0")
+    return tf.debugging.Assert(pixels <= MAX_PICTURE_PIXELS,
+                               [tf.strings.join([before, tf.strings.as_string(pixels), after])])
 
 
 def parse_example(serialized, image_size=DEFAULT_IMAGE_SIZE, num_classes: Optional[int] = None):
@@ -231,7 +294,10 @@ def _first_line(error) -> str:
         return "it cannot be parsed as a tf.train.Example"
     line = first_line(error, limit=None).replace("\\'", "'").replace('\\"', '"')
     line = re.sub(r"^\{\{[^}]*\}\}\s*|^Expected .* to be true\. Summarized data: b?", "", line)
-    return re.sub(r"\s*\[Op:\w+\].*$", "", line).strip().strip('"').rstrip(".")[:300]
+    line = re.sub(r"\s*\[Op:\w+\].*$", "", line).strip()
+    if len(line) > 1 and line[0] == line[-1] and line[0] in "'\"":  # the quotes of a summarized bytes value
+        line = line[1:-1]
+    return line.rstrip(".")[:300]
 
 
 def class_names(shards: Sequence[str]) -> List[str]:

@@ -11,20 +11,21 @@ One place for the file-system habits every command needs:
 * `read_regular_file(path, limit)`: bytes of a file, refused by name (`DataError`) when
   it is a FIFO, a device such as /dev/zero, a socket, a symbolic-link loop, or larger
   than `limit`, so that reading never blocks and never fills the memory.
-* `OutputClaim`: an atomic claim of an output folder (a lock file linked in place, holding the
-  owner's process id), so two runs never write into one folder at once;
-  a lock left by a process that no longer exists is taken over.
+* `OutputClaim`: a claim of an output folder (an OS lock that dies with its process, on a lock
+  file holding the owner's process id), so two runs never write into one folder at once,
+  and a lock file left by a killed run never blocks the next one.
 * `interrupt_on_signals()`: SIGTERM (and SIGINT) raise KeyboardInterrupt, so `finally:` blocks
   clean up when a run is stopped by `kill` or a job scheduler, as they do for Ctrl-C.
 """
 
 import contextlib
 import errno
+import fcntl
 import os
 import signal
 import stat
+import tempfile
 import threading
-import time
 from typing import Iterator, Optional
 
 from .errors import DataError, OutputExistsError
@@ -41,7 +42,7 @@ CANNOT_WRITE = "cannot write '{path}': {reason}. Choose another output folder (o
 NOT_A_FOLDER = ("cannot use '{path}' as the output folder: {reason}. Give the path of a folder "
                 "(it is created if needed).")
 CLAIMED = ("'{path}' is being written by another run (process {pid}, lock file '{lock}'): wait for it to "
-           "finish, or choose another output folder.")
+           "finish or stop it (kill {pid}), or choose another output folder.")
 
 IS_A_FILE = "it is a file"
 PART_IS_A_FILE = "a part of that path is a file"
@@ -92,28 +93,30 @@ def _umask() -> int:
 def written_atomically(path: str, suffix: str = ".tmp") -> Iterator[str]:
     """Yield a temporary path beside `path`; when the block ends normally, it becomes `path`.
 
-    Write the file at the yielded path (any writer: open(), model.save(), a TFRecordWriter).
-    On success it is fsynced, made mode 0644 (umask applied) and renamed to `path`, so readers
-    see the old file or the whole new one, never half of it. On any error or interruption the
+    Write the file at the yielded path (any writer: open(), model.save(), savefig()).
+    The temporary file is made fresh under a random hidden name (O_EXCL: never an existing
+    file or a link planted there), and the rename replaces whatever `path` was, a link
+    included, without following it: nothing is ever written through a link. On success it
+    is fsynced, made mode 0644 (umask applied) and renamed to `path`, so readers see the
+    old file or the whole new one, never half of it. On any error or interruption the
     temporary file is removed and `path` is left as it was. OSErrors (a full disk, a read-only
     folder) become `CannotWrite`, a DataError naming `path`. `suffix` ends the temporary name: Keras'
     model.save() needs `written_atomically("model.keras", suffix=".keras")`.
     """
-    partial = partial_path(path, suffix)
+    folder, name = os.path.split(path)
+    partial = None
     try:
+        descriptor, partial = tempfile.mkstemp(prefix=f"{PARTIAL_PREFIX}{os.getpid()}-{name}.", suffix=suffix,
+                                               dir=folder or ".")
+        os.close(descriptor)
         yield partial
         publish(partial, path)
     except OSError as error:
         raise CannotWrite(path, reason_of(error)) from None
     finally:
-        with contextlib.suppress(OSError):
-            os.remove(partial)
-
-
-def partial_path(path: str, suffix: str = ".tmp") -> str:
-    """The hidden temporary name beside `path` that this process writes before renaming."""
-    folder, name = os.path.split(path)
-    return os.path.join(folder, f"{PARTIAL_PREFIX}{os.getpid()}-{name}{suffix}")
+        if partial:
+            with contextlib.suppress(OSError):
+                os.remove(partial)
 
 
 def publish(partial: str, path: str) -> None:
@@ -188,87 +191,69 @@ def make_output_folder(path: str) -> None:
         raise DataError(say(NOT_A_FOLDER, path=path, reason=reason)) from None
 
 
-def _process_exists(pid: int) -> bool:
-    """True when a process with this id runs (or exists under another user)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class OutputClaim:
     """`with OutputClaim(folder):` only one run at a time writes into `folder`.
 
-    The claim is a lock file holding the owner's process id, put in place with os.link
-    (atomic, and refused when the file exists, on every local file system). A second
-    claim is refused with OutputExistsError naming the folder and the owner; a lock
-    whose process is gone (the run was killed) is removed and the claim made again.
-    The owner is looked for on this machine only: two machines sharing a network
-    folder are not told apart.
+    The claim is an OS lock (`fcntl.flock`) on a lock file in the folder, which also holds
+    the owner's process id for the message. The system frees the lock when its process
+    ends, however it ends (even SIGKILL or a crash), so a lock file left behind never
+    blocks the next run; a second claim while the owner runs is refused with
+    OutputExistsError naming the folder, the owner and the remedy.
     """
 
     def __init__(self, folder: str):
         self.folder = folder
         self.lock = os.path.join(folder, LOCK_NAME)
+        self._descriptor = -1
 
     def __enter__(self) -> "OutputClaim":
-        for _ in range(2):
-            if self._try_claim():
-                return self
-            owner = self._owner()
-            if (owner and _process_exists(owner)) or (not owner and self._just_made()):
-                raise OutputExistsError(say(CLAIMED, path=self.folder, pid=owner, lock=self.lock))
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self.lock)  # left by a run that no longer exists
-        raise OutputExistsError(say(CLAIMED, path=self.folder, pid=self._owner(), lock=self.lock))
-
-    def _try_claim(self) -> bool:
-        """Make the lock file, whole (pid written first, then linked in place); False if it exists.
-
-        On file systems without hard links (FAT on a USB stick, some network and FUSE mounts)
-        the lock is created with O_EXCL instead, and the pid written right after.
-        """
-        mine = f"{self.lock}.{os.getpid()}"
-        try:
-            with open(mine, "w", encoding="ascii") as handle:
-                handle.write(f"{os.getpid()}\n")
+        while self._descriptor < 0:
+            descriptor = self._open()
             try:
-                os.link(mine, self.lock)  # atomic, and fails when the lock exists
-            except FileExistsError:
-                raise
-            except OSError:  # no hard links here
-                with open(self.lock, "x", encoding="ascii") as handle:
-                    handle.write(f"{os.getpid()}\n")
-            return True
-        except FileExistsError:
-            return False
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = _owner(descriptor)
+                os.close(descriptor)
+                raise OutputExistsError(say(CLAIMED, path=self.folder, pid=owner, lock=self.lock)) from None
+            if _same_file(descriptor, self.lock):
+                self._descriptor = descriptor
+            else:  # the owner removed it as it finished: claim the file now in place
+                os.close(descriptor)
+        os.ftruncate(self._descriptor, 0)
+        os.write(self._descriptor, f"{os.getpid()}\n".encode("ascii"))
+        return self
+
+    def _open(self) -> int:
+        """The lock file, opened (created if need be) without following a link; DataError if impossible."""
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            return os.open(self.lock, flags, 0o644)
         except OSError as error:
             raise DataError(say(CANNOT_WRITE, path=self.folder, reason=reason_of(error))) from None
-        finally:
-            with contextlib.suppress(OSError):
-                os.remove(mine)
-
-    def _just_made(self) -> bool:
-        """True for a lock file made in the last few seconds (its pid may not be written yet)."""
-        try:
-            return time.time() - os.stat(self.lock).st_mtime < 5
-        except OSError:
-            return False
-
-    def _owner(self) -> int:
-        """The process id written in the lock file (0 when unreadable or half-written)."""
-        try:
-            with open(self.lock, encoding="ascii") as handle:
-                return int(handle.read().strip() or 0)
-        except (OSError, ValueError):
-            return 0
 
     def __exit__(self, *exc) -> None:
         with contextlib.suppress(FileNotFoundError):
-            os.remove(self.lock)
+            os.remove(self.lock)  # removed while still locked, so no other run claims it meanwhile
+        os.close(self._descriptor)
+        self._descriptor = -1
+
+
+def _owner(descriptor: int) -> int:
+    """The process id written in an open lock file (0 when empty or unreadable)."""
+    try:
+        return int(os.pread(descriptor, 32, 0).decode("ascii").strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _same_file(descriptor: int, path: str) -> bool:
+    """True when `path` is still the file open as `descriptor` (not removed or replaced meanwhile)."""
+    try:
+        here = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(descriptor)
+    return (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _raise_interrupt(signum, frame):

@@ -131,18 +131,86 @@ def check_memory(image_size, photos_per_step: int, cached_images: int = 0) -> No
 
 
 def _available_memory() -> Optional[int]:
-    """Bytes of memory available now (Linux MemAvailable, else all physical memory; None if unknown)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    """Bytes this process can still use: the smallest of what the machine has free (MemAvailable),
+    what its cgroup allows (a container's or a job's limit, less its usage) and what `ulimit -v`
+    (RLIMIT_AS) leaves of its address space; all physical memory when none is known; None if unknown.
+
+    A limit the check ignored let a run start and end in a segmentation fault with no message.
+    """
+    known = [memory for memory in (_free_memory(), _cgroup_memory_left(), _address_space_left())
+             if memory is not None]
+    if known:
+        return min(known)
     try:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def _proc_value(path: str, key: str) -> Optional[int]:
+    """The kB value of `key:` in a /proc file such as /proc/meminfo, in bytes (None if absent)."""
+    try:
+        with open(path, encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _free_memory() -> Optional[int]:
+    """Linux's MemAvailable: what the machine can give without swapping."""
+    return _proc_value("/proc/meminfo", "MemAvailable")
+
+
+def _cgroup_memory_left() -> Optional[int]:
+    """The memory limit of this process's cgroup less its usage (v2 `memory.max` / `memory.current`,
+    v1 `memory.limit_in_bytes` / `memory.usage_in_bytes`); None where there is no limit.
+
+    The group's folder is looked for under the mount, else the mount itself is read (inside a
+    container the group's own limits are at the root).
+    """
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    left = []
+    for line in lines:
+        _, controllers, group = line.split(":", 2)
+        if not controllers:  # v2 (unified hierarchy), mounted alone or beside v1
+            mounts, names = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"), ("memory.max", "memory.current")
+        elif "memory" in controllers.split(","):
+            mounts, names = ("/sys/fs/cgroup/memory",), ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        else:
+            continue
+        for folder in [os.path.join(mount, group.lstrip("/")) for mount in mounts] + list(mounts):
+            limit, usage = (_number_in(os.path.join(folder, name)) for name in names)
+            if limit is not None and usage is not None:
+                if limit < 2**60:  # v1 writes "no limit" as about 2**63
+                    left.append(max(0, limit - usage))
+                break
+    return min(left) if left else None
+
+
+def _number_in(path: str) -> Optional[int]:
+    """The integer a cgroup file holds (None for 'max', a missing or unreadable file)."""
+    try:
+        with open(path, encoding="ascii") as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _address_space_left() -> Optional[int]:
+    """What `ulimit -v` (RLIMIT_AS) leaves of this process's address space (None when unlimited)."""
+    import resource
+
+    limit, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if limit == resource.RLIM_INFINITY:
+        return None
+    return max(0, limit - (_proc_value("/proc/self/status", "VmSize") or 0))
 
 
 def _weights_error(weights: Optional[str], error: Exception, size) -> WeightsError:
@@ -182,12 +250,15 @@ class ClassProbabilities(keras.layers.Dense):
     (`class_names_of` then answers None).
     """
 
-    def __init__(self, units, class_names=(), **kwargs):
+    def __init__(self, units, class_names=(), trained_on=(), validated_on=(), **kwargs):
         super().__init__(units, **kwargs)
         self.class_names = [str(name) for name in class_names]
+        self.trained_on = [str(shard) for shard in trained_on]
+        self.validated_on = [str(shard) for shard in validated_on]
 
     def get_config(self):
-        return {**super().get_config(), "class_names": list(self.class_names)}
+        return {**super().get_config(), "class_names": list(self.class_names),
+                "trained_on": list(self.trained_on), "validated_on": list(self.validated_on)}
 
 
 def class_names_of(model: keras.Model) -> Optional[list]:
@@ -195,6 +266,25 @@ def class_names_of(model: keras.Model) -> Optional[list]:
     for layer in reversed(model.layers):
         if isinstance(layer, ClassProbabilities) and len(layer.class_names) == layer.units:
             return list(layer.class_names)
+    return None
+
+
+def record_shards(model: keras.Model, split) -> None:
+    """Make `model` carry the shards it trains and validates on (`data.shard_ids`), as it carries its
+    class names, so `evaluate` can tell the photos it learned from those it never saw."""
+    from .data import shard_ids
+
+    for layer in model.layers:
+        if isinstance(layer, ClassProbabilities):
+            layer.trained_on = shard_ids(split.training_shards)
+            layer.validated_on = shard_ids(split.validation_shards)
+
+
+def shards_of(model: keras.Model) -> Optional[tuple]:
+    """(training shard ids, validation shard ids) a model carries, or None (saved without them)."""
+    for layer in reversed(model.layers):
+        if isinstance(layer, ClassProbabilities) and layer.trained_on:
+            return list(layer.trained_on), list(layer.validated_on)
     return None
 
 

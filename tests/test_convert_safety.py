@@ -297,8 +297,8 @@ def test_second_convert_into_the_same_output_is_refused_by_name(tmp_path, many_p
         first.send_signal(signal.SIGCONT)
     assert second.returncode == 1 and "Traceback" not in stderr
     assert stderr.strip() == (f"flowers-tl convert: error: '{output}' is being written by another run (process "
-                              f"{first.pid}, lock file '{output / files.LOCK_NAME}'): wait for it to finish, or "
-                              "choose another output folder.")
+                              f"{first.pid}, lock file '{output / files.LOCK_NAME}'): wait for it to finish or "
+                              f"stop it (kill {first.pid}), or choose another output folder.")
     stdout, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr
     assert "convert: 400 of 400 photos (100%)" in stderr  # the progress line ends the run's stderr

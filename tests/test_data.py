@@ -41,6 +41,26 @@ def test_counts_come_from_names_or_from_records(tmp_path, small_shards):
     assert data.count_images([str(unnamed)]) == 3
 
 
+@pytest.mark.parametrize("name", ["flowers99-99999.tfrec", "photos-20000000.tfrec", "flowers00-1.tfrec"])
+def test_a_count_in_a_shard_name_is_never_reported_when_the_shard_holds_another(tmp_path, name):
+    """A name claiming 99999 or 20 million records (or 1) for a shard of 3: counted, 3."""
+    write_shard(tmp_path / name, [{"image": jpeg_bytes(), "class": 1}] * 3)
+    assert data.count_images([str(tmp_path / name)]) == 3
+
+
+def test_a_truncated_shard_without_a_count_in_its_name_is_named(tmp_path):
+    """Used to be raw TensorFlow text ('{{function_node __wrapped__IteratorGetNext…}}')."""
+    write_shard(tmp_path / "whole.tfrec", [{"image": jpeg_bytes(), "class": 1}] * 3)
+    raw = (tmp_path / "whole.tfrec").read_bytes()
+    (tmp_path / "cut.tfrec").write_bytes(raw[:-20])
+    with pytest.raises(DataError) as refused:
+        data.count_images([str(tmp_path / "cut.tfrec")])
+    assert str(refused.value) == (
+        f"shard '{tmp_path / 'cut.tfrec'}' is truncated or corrupted after record 2: the next record, at byte "
+        f"{len(raw) * 2 // 3}, does not fit in its {len(raw) - 20} bytes. Copy or convert it again, or remove it "
+        "from the pattern.")
+
+
 def test_split_uses_first_shards_for_validation_without_overlap(small_shards):
     split = data.split_shards(small_shards, validation_shards=2)
     assert [os.path.basename(s) for s in split.validation_shards] == ["flowers00-4.tfrec", "flowers01-4.tfrec"]
@@ -96,3 +116,19 @@ def test_real_shards_split_and_counts(real_data_pattern):
     image, label = next(iter(data.load_dataset(split.validation_shards[:1], 192)))
     assert image.shape == (192, 192, 3) and 0 <= int(label) < 5
     assert float(tf.math.reduce_std(image)) > 10  # a real photo, not a blank
+
+
+def test_a_png_record_claiming_900_million_pixels_is_refused_by_name(tmp_path):
+    """Records may hold PNG too (TensorFlow's JPEG decoder reads them): the header is checked first."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0))
+    write_shard(tmp_path / "a-2.tfrec", [{"image": jpeg_bytes(), "class": 0}, {"image": bomb, "class": 1}])
+    assert data.find_bad_record([str(tmp_path / "a-2.tfrec")], 32) == (
+        f"record 2 of shard '{tmp_path / 'a-2.tfrec'}' is not a valid flowers record: 900000000 pixels, more than "
+        "the 89 million a picture may have (a decompression bomb, or a scan far larger than a photo): make it "
+        "smaller first. Records need 'image' (JPEG bytes) and 'class' (0..4); make shards with `flowers-tl convert`.")

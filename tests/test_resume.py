@@ -70,14 +70,21 @@ def test_killed_training_resumes_and_ends_like_an_uninterrupted_run(real_data_pa
 
 
 def test_resume_with_other_settings_is_refused(real_data_pattern, tmp_path, capsys):
+    """A backup made at 64 px (with a checkpoint that opens), resumed at 96 px: refused by name."""
+    import h5py
+
+    from flowers_tl import runs
+
     backup = tmp_path / "run" / "backup"
     backup.mkdir(parents=True)
-    settings = {"data": real_data_pattern, "weights": None, "image_size": 64, "batch_size": 32,
-                "head": "flatten", "validation_shards": 1, "seed": 1, "fast": True}
-    (backup / "settings.json").write_text(json.dumps(settings))
-    status = cli.main(["train", "--data", real_data_pattern, "--validation-shards", "1", "--image-size", "96",
-                       "--batch-size", "32", "--seed", "1", "--output", str(tmp_path / "run")])
-    assert status == 1
+    command = ["train", "--data", real_data_pattern, "--validation-shards", "1", "--image-size", "96",
+               "--batch-size", "32", "--seed", "1", "--output", str(tmp_path / "run")]
+    args = cli._parser().parse_args(command)
+    settings = runs.inputs(args, cli.RESUME_SETTINGS, data.list_shards(real_data_pattern))
+    (backup / "settings.json").write_text(json.dumps({**settings, "image_size": 64}))
+    h5py.File(backup / "latest.weights.h5", "w").close()
+    (backup / "training_metadata.json").write_text('{"epoch": 1}')
+    assert cli.main(command) == 1
     assert ("holds an interrupted run made with other image_size; run the same command again to resume "
             "it, or delete that folder") in capsys.readouterr().err
 

@@ -91,7 +91,7 @@ def test_photos_of_another_size(russian, uncompiled):
 
 
 def test_zero_top_losses(russian, uncompiled):
-    with pytest.raises(ConfigError, match="^count=0: запросите хотя бы одно фото с наибольшими потерями"):
+    with pytest.raises(ConfigError, match="^count должно быть не меньше 1, а получено 0"):
         explain.top_losses(uncompiled, [], count=0)
 
 

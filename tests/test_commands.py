@@ -1,4 +1,4 @@
-"""The commands with what a new user brings (issue 14): their own classes, foreign models, many
+"""The commands with what a new user brings: their own classes, foreign models, many
 pictures, refused arguments, output folders that cannot be written, and a cluster that never answers.
 
 Everything is real: shards written by `convert` or by the tests, tiny Keras models built here,

@@ -148,7 +148,7 @@ def test_fine_tuning_needs_a_pretrained_network():
 
 
 def test_the_one_pass_over_the_frozen_part_shows_progress_only_when_verbose(real_data_pattern, capsys):
-    """verbose: a sentence and a Keras progress bar before the epochs (issue 14 item 6); verbose=0: not a line.
+    """verbose: a sentence and a Keras progress bar before the epochs; verbose=0: not a line.
 
     A second training on the same frozen part and photos (a new Rescaling layer, another name)
     reads the cache: no pass, no bar.

@@ -1,4 +1,4 @@
-"""A new user's first hour (issue 14): tests that run away from this machine, quiet and light
+"""A new user's first hour: tests that run away from this machine, quiet and light
 commands, clear exit codes, an install cell that installs, and the house's conventions.
 
 Every test here is fast (seconds): real subprocesses, no training.
@@ -251,7 +251,7 @@ def test_readme_runs_no_bare_flowers_tl():
     assert not bare
 
 
-# ---------------------------------------------------------------- the import graph (issue 16, step 1)
+# ---------------------------------------------------------------- the import graph
 
 def package_imports():
     """{module: the flowers_tl modules it imports, at the top or inside a function}, read with ast."""

@@ -103,7 +103,7 @@ report["fine_tune"] = {
 # The notebook exercise checks, on the course's solution model.
 from flowers_tl import exercises
 model = exercises.transfer_model.or_solution(exercises.____, accelerator, (int(image_size),) * 2)
-report["exercise"] = exercises.transfer_model.evaluate(model, accelerator)
+report["exercise"] = str(exercises.transfer_model.evaluate(model, accelerator))
 json.dump(report, open(os.path.join(out, "report.json"), "w"))
 """
 

@@ -1,4 +1,4 @@
-"""No log walls: the learner sees only what the course prints (issue 13, item 4).
+"""No log walls: the learner sees only what the course prints.
 
 The solution notebooks run in quick mode (as in test_notebooks.py) with nbclient, and every
 output is searched for TensorFlow, absl and Keras log lines and Python warnings.

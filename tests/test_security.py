@@ -91,7 +91,7 @@ def code_running_models(tmp_path_factory):
     inputs = keras.Input((32, 32, 3))
     outputs = keras.layers.TFSMLayer(str(folder / "saved_model"), call_endpoint="serving_default")(inputs)
     keras.Model(inputs, outputs["probabilities"]).save(folder / "tfsm.keras")
-    keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Lambda(lambda x: x * 2),
+    keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Lambda(lambda x: x * 2, name="lambda"),
                       keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(5, activation="softmax")]
                      ).save(folder / "lambda.keras")
     keras.Sequential([keras.Input((32, 32, 3)), ForeignLayer(), keras.layers.GlobalAveragePooling2D(),

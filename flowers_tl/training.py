@@ -28,7 +28,6 @@ from . import data as flowers_data, rules
 from .accelerator import accelerator_scope, training_settings
 from .errors import ConfigError, WrongTypeError
 from .fitting import TrainingRun, fit_on_images
-from .messages import say
 from .frozen import FrozenPart, predict_batch
 from .messages import say
 from .multiworker import fit_across_workers, is_multi_worker

@@ -44,7 +44,7 @@ from . import online, rules
 from .errors import ConfigError, DataError, OutputExistsError, first_line
 from .files import (FileProblem, OutputClaim, interrupt_on_signals, make_output_folder, publish,
                     reason_of, regular_file_problem, remove_stale_partials, write_text_atomically)
-from .messages import say
+from .messages import say, say_n
 from .pictures import (NOT_SUPPORTED, crop_fill, decode_picture, encode_jpeg, far_from_square_note, is_picture_name,
                        read_picture_bytes, small_picture_note, to_rgb, unsupported_kind)
 from .quiet import absl_warnings_off
@@ -73,17 +73,20 @@ FOLDER_LINK = "a symbolic link to a folder: not followed (copy or move the photo
 DUPLICATE = ("Note: '{second}' is the same photo as '{first}' ({how}); both were converted. Remove one "
              "if it was copied by mistake: a photo in both the training and validation shards makes the "
              "validation accuracy look better than it is.")
-MORE_DUPLICATES = "Note: {count} more pair(s) of identical photos."
+MORE_DUPLICATES = ("Note: {count} more pair of identical photos.", "Note: {count} more pairs of identical photos.")
 SAME_BYTES = "same file contents"
 SAME_PIXELS = "same pixels"
-STALE_PARTIALS = "Note: removed {count} temporary file(s) left in '{output}' by an interrupted conversion."
+STALE_PARTIALS = ("Note: removed {count} temporary file left in '{output}' by an interrupted conversion.",
+                  "Note: removed {count} temporary files left in '{output}' by an interrupted conversion.")
 SHARDS_NOT_WRITTEN = ("cannot write the shards into '{output}': {reason}. Nothing was written there (its "
                       "temporary files were removed); free some space or choose another output folder.")
 INTERRUPTED = ("stopped after {done} of {total} photos; nothing was written to '{output}' (its temporary "
                "files were removed). Run the same command again to convert everything.")
 PROGRESS = "convert: {done} of {total} photos ({percent:.0f}%)"
-FEWER_SHARDS = ("Note: wrote {written} shard(s), not the {asked} asked for: there are only {photos} photos, "
-                "and every shard holds at least one.")
+FEWER_SHARDS = ("Note: wrote {written} shard, not the {asked} asked for: every shard holds at least one photo, "
+                "and there is only {photos}.",
+                "Note: wrote {written} shards, not the {asked} asked for: every shard holds at least one photo, "
+                "and there are only {photos}.")
 INVISIBLE_CHARACTER = ("class folder {name} in '{folder}' has a control or invisible character in its name "
                        "({character}), which would make a class name that prints wrongly or looks like another: "
                        "rename the folder.")
@@ -193,7 +196,8 @@ class _TwinFinder:
         """One note per pair of identical photos, in name order: the first `shown`, then how many more."""
         pairs = sorted(self.pairs)
         notes = [say(DUPLICATE, first=first, second=second, how=say(how)) for first, second, how in pairs[:shown]]
-        return notes + ([say(MORE_DUPLICATES, count=len(pairs) - shown)] if len(pairs) > shown else [])
+        more = len(pairs) - shown
+        return notes + ([say_n(*MORE_DUPLICATES, more, count=more)] if more > 0 else [])
 
 
 def list_class_photos(folder: str) -> Tuple[List[str], List[Tuple[str, int]], List[Tuple[str, str]]]:
@@ -453,7 +457,7 @@ def _write_shards(output: str, items: list, make_record: Callable, name_of: Call
     with OutputClaim(output):
         _check_output(output, overwrite)  # again, now that no other run can write here
         stale = remove_stale_partials(output, PARTIAL_SUFFIX)
-        notes = [say(STALE_PARTIALS, count=len(stale), output=output)] if stale else []
+        notes = [say_n(*STALE_PARTIALS, len(stale), count=len(stale), output=output)] if stale else []
         counts = {name: 0 for name in classes}
         skipped: List[Tuple[str, str]] = []
         written: List[Tuple[str, int]] = []  # (temporary path, records)
@@ -468,7 +472,8 @@ def _write_shards(output: str, items: list, make_record: Callable, name_of: Call
             _check_every_class_written(counts, present_classes, output, skipped)
             final = _publish(output, [w for w in written if w[1]], overwrite)
             if len(final) < shards:
-                notes.append(say(FEWER_SHARDS, written=len(final), asked=shards, photos=sum(counts.values())))
+                notes.append(say_n(*FEWER_SHARDS, len(final), written=len(final), asked=shards,
+                                   photos=sum(counts.values())))
         except KeyboardInterrupt:
             done = sum(counts.values()) + len(skipped)
             raise ConversionInterrupted(say(INTERRUPTED, done=done, total=len(items), output=output)) from None

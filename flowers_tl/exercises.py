@@ -90,8 +90,8 @@ WRONG_STEPS = ("An epoch had {steps} step, but the training photos make {batches
                "the training dataset knows where an epoch ends.",
                "An epoch had {steps} steps, but the training photos make {batches} batches: leave steps_per_epoch out, "
                "the training dataset knows where an epoch ends.")
-NO_VALIDATION = ("No validation accuracy in the history: pass validation_data=validation_dataset to model.fit, to see how "
-                 "the model does on photos it never trains on.")
+NO_VALIDATION = ("No validation accuracy in the history: pass validation_data=validation_dataset to model.fit, "
+                 "to see how the model does on photos it never trains on.")
 VALIDATED_ON_OTHER_PHOTOS = ("The history's validation accuracy ({logged:.3f}) is not the model's accuracy on "
                              "validation_dataset ({real:.3f}): it was measured on other photos. Pass "
                              "validation_data=validation_dataset, the photos the model never trains on, and no "

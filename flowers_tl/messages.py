@@ -46,9 +46,10 @@ def say(text: str, **fields) -> str:
     return translate(text).format(**fields)
 
 
-def say_n(singular: str, plural: str, count: int, **fields) -> str:
-    """The form of (singular, plural) that agrees with `count`, translated, then its {fields} filled in."""
-    return _translations.ngettext(singular, plural, count).format(**fields)
+def say_n(singular: str, plural: str, number: int, /, **fields) -> str:
+    """The form of (singular, plural) that agrees with `number`, translated, then its {fields} filled in
+    (any field name may be used, `count` and `number` included: the first three are positional only)."""
+    return _translations.ngettext(singular, plural, number).format(**fields)
 
 
 CLASS_NAME_CONTEXT = "flower class"  # gettext context: the course's class names, apart from other words

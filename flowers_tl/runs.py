@@ -20,7 +20,7 @@ import keras
 
 from .errors import ConfigError, DataError
 from .files import remove_stale_partials, write_text_atomically
-from .messages import say
+from .messages import say, say_n
 
 INTERRUPTED_RESUMABLE = "stopped by {signal}; run the same command again to resume from '{backup}'."
 INTERRUPTED_FRESH = "stopped by {signal} before the first epoch ended; run the same command again to start afresh."
@@ -28,12 +28,18 @@ CHANGED_INPUTS = ("'{backup}' holds an interrupted run made with other {names}; 
                   "to resume it, or delete that folder to start afresh")
 LOG_IS_A_LINK = ("'{path}' is a symbolic link; flowers-tl never writes through one: remove it, then run the "
                  "same command again.")
-TRAINED_ON_SCORED = ("model '{path}' was trained on {count} of the {total} shard(s) it was asked to score ({names}), "
-                     "so its accuracy there would be too high: score the shards it was validated on ({validated}), "
-                     "with the --data and --validation-shards it was trained with, or pass --all-shards to score "
-                     "every shard knowingly.")
-SCORES_TRAINED_ON = ("Warning: model '{path}' was trained on {count} of these {total} shard(s) ({names}): the "
-                     "accuracy below is higher than on photos it never saw.")
+TRAINED_ON_SCORED = (
+    "model '{path}' was trained on {count} of the {total} shard it was asked to score ({names}), so its accuracy "
+    "there would be too high: score the shards it was validated on ({validated}), with the --data and "
+    "--validation-shards it was trained with, or pass --all-shards to score every shard knowingly.",
+    "model '{path}' was trained on {count} of the {total} shards it was asked to score ({names}), so its accuracy "
+    "there would be too high: score the shards it was validated on ({validated}), with the --data and "
+    "--validation-shards it was trained with, or pass --all-shards to score every shard knowingly.")
+SCORES_TRAINED_ON = (
+    "Warning: model '{path}' was trained on {count} of this {total} shard ({names}): the accuracy below is higher "
+    "than on photos it never saw.",
+    "Warning: model '{path}' was trained on {count} of these {total} shards ({names}): the accuracy below is higher "
+    "than on photos it never saw.")
 INPUT_NAMES = {"data": "data (FLOWERS_TL_DATA, --data)", "weights": "weights (FLOWERS_TL_WEIGHTS, --weights)",
                "keras_backend": "KERAS_BACKEND"}
 
@@ -159,9 +165,9 @@ def check_unseen(model_path: str, seen: Optional[tuple], scored: Sequence[str], 
         return
     fields = dict(path=model_path, count=len(overlap), total=len(scored), names=_few(overlap))
     if all_shards:
-        print(say(SCORES_TRAINED_ON, **fields), file=sys.stderr)
+        print(say_n(*SCORES_TRAINED_ON, len(scored), **fields), file=sys.stderr)
         return
-    raise ConfigError(say(TRAINED_ON_SCORED, validated=_few(validated), **fields))
+    raise ConfigError(say_n(*TRAINED_ON_SCORED, len(scored), validated=_few(validated), **fields))
 
 
 def _few(names: Sequence[str]) -> str:

@@ -44,11 +44,13 @@ def changed(code: str, old: str, new: str) -> str:
 # name: (exercise, the learner's cell, what the cell shows: None or (error message, fields),
 #        what the check says: (message, fields) or (singular and plural, fields, count))
 MISTAKES = {
-    "no-rescaling": ("baseline_model", changed(BASELINE, "        keras.layers.Rescaling(1 / 255),  # pixels [0, 255] -> [0, 1]\n", ""),
+    "no-rescaling": ("baseline_model",
+                     changed(BASELINE, "        keras.layers.Rescaling(1 / 255),  # pixels [0, 255] -> [0, 1]\n", ""),
                      None, (ex.RAW_PIXELS, {"high": 255})),
     "relu-output": ("baseline_model", changed(BASELINE, 'activation="softmax"', 'activation="relu"'),
                     None, (ex.WRONG_ACTIVATION, {"activation": "relu"})),
-    "one-hot-loss": ("baseline_model", changed(BASELINE, '"sparse_categorical_crossentropy"', '"categorical_crossentropy"'),
+    "one-hot-loss": ("baseline_model",
+                     changed(BASELINE, '"sparse_categorical_crossentropy"', '"categorical_crossentropy"'),
                      None, (ex.LOSS_NOT_SPARSE, {"loss": "categorical_crossentropy"})),
     "no-metric": ("baseline_model", changed(BASELINE, ', metrics=["accuracy"]', ""), None, (ex.NO_ACCURACY, {})),
     "misspelt-activation": ("baseline_model", changed(BASELINE, '"softmax"', '"softmx"'),
@@ -114,7 +116,8 @@ def opening(text, language: str) -> str:
 
 
 def solution_notebook(language: str):
-    path = "notebooks/flowers_tl_solution.ipynb" if language == "en" else f"notebooks/{language}/flowers_tl_solution.ipynb"
+    folder = "notebooks" if language == "en" else f"notebooks/{language}"
+    path = f"{folder}/flowers_tl_solution.ipynb"
     return nbformat.read(REPO / path, as_version=4)
 
 
@@ -190,7 +193,8 @@ def check_problems(notebook, names, language: str) -> list:
             if error is None and shown:
                 found.append(f"{name}: the cell failed: {shown[0].evalue[:200]}")
             if error is not None and (len(shown) != 1 or not shown[0].traceback[0].endswith(": " + said(error))):
-                found.append(f"{name}: the cell shows {[output.traceback[:1] for output in shown]}, not {said(error)!r}")
+                lines = [output.traceback[:1] for output in shown]
+                found.append(f"{name}: the cell shows {lines}, not {said(error)!r}")
             verdict = first_sentence(cells[index + 1])
             if check == "correct":
                 if not verdict.startswith(correct):

@@ -228,8 +228,8 @@ def test_convert_under_a_c_locale_keeps_cyrillic_names_and_says_why_it_wrote_few
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     report = done.stdout.decode("ascii")
     assert "\\u0440\\u043e\\u043c\\u0430\\u0448\\u043a\\u0430" in report  # ромашка, escaped for ASCII
-    assert ("Note: wrote 6 shard(s), not the 16 asked for: there are only 6 photos, and every shard holds at "
-            "least one.") in report
+    assert ("Note: wrote 6 shards, not the 16 asked for: every shard holds at least one photo, and there are "
+            "only 6.") in report
     records = list(iter_records(sorted(str(p) for p in (tmp_path / "shards").glob("*.tfrec"))))
     assert {r["label"].decode() for r in records} == {"ромашка", "роза"}
     assert {r["filename"].decode().split("/")[0] for r in records} == {"ромашка", "роза"}

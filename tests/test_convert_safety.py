@@ -118,7 +118,7 @@ def test_many_identical_photos_are_counted_after_the_first_ten(tmp_path, samples
         shutil.copy(root / "daisy" / "0.jpg", root / "daisy" / f"copy_{index:02d}.jpg")
     report = convert.convert_folder(str(root), str(tmp_path / "out"), image_size=SIZE, shards=1)
     twins = [note for note in report.notes if "identical" in note or "same photo" in note]
-    assert len(twins) == 11 and twins[-1] == "Note: 2 more pair(s) of identical photos."
+    assert len(twins) == 11 and twins[-1] == "Note: 2 more pairs of identical photos."
 
 
 def test_special_files_are_skipped_by_name_without_reading_them(tmp_path, samples_dir):
@@ -279,7 +279,8 @@ def test_next_run_removes_what_a_killed_run_left(tmp_path, many_photos):
     stale = [name for name in leftovers(output) if name.startswith(".partial-")]
     assert stale and files.LOCK_NAME in leftovers(output)
     report = convert.convert_folder(str(many_photos), str(output), image_size=SIZE, shards=2)
-    assert f"Note: removed {len(stale)} temporary file(s) left in '{output}' by an interrupted conversion." in str(report)
+    removed = "file" if len(stale) == 1 else "files"
+    assert f"Note: removed {len(stale)} temporary {removed} left in '{output}' by an interrupted conversion." in str(report)
     assert leftovers(output) == sorted(os.path.basename(shard) for shard in report.shards)
     assert report.images == 400
 

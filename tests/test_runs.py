@@ -132,7 +132,7 @@ def test_the_model_knows_its_shards_and_evaluate_refuses_its_training_photos(tmp
     assert cli.main(["evaluate", model, "--data", pattern, "--validation-shards", "1"]) == 0  # as trained
     assert cli.main(["evaluate", model, "--data", pattern, "--validation-shards", "3"]) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error == (f"flowers-tl evaluate: error: model '{model}' was trained on 2 of the 3 shard(s) it was asked "
+    assert error == (f"flowers-tl evaluate: error: model '{model}' was trained on 2 of the 3 shards it was asked "
                      f"to score (flowers01-4.tfrec ({os.path.getsize(tmp_path / 'shards' / 'flowers01-4.tfrec')} "
                      f"bytes), flowers02-4.tfrec ({os.path.getsize(tmp_path / 'shards' / 'flowers02-4.tfrec')} "
                      "bytes)), so its accuracy there would be too high: score the shards it was validated on "
@@ -142,7 +142,7 @@ def test_the_model_knows_its_shards_and_evaluate_refuses_its_training_photos(tmp
     assert cli.main(["evaluate", model, "--data", pattern, "--all-shards", "--json"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["images"] == 16
-    assert f"Warning: model '{model}' was trained on 3 of these 4 shard(s) (" in captured.err
+    assert f"Warning: model '{model}' was trained on 3 of these 4 shards (" in captured.err
 
 
 def test_shard_names_that_lie_about_their_counts_change_no_number(tmp_path, capsys):

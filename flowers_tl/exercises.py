@@ -121,12 +121,14 @@ class Verdict:
     """What a check found, and the one sentence that says it.
 
     `ok`: True (right), False (wrong), None (nothing to grade yet: not attempted, not run, crashed).
+    `why`: for `or_solution`'s note, why the learner's work is not handed on (a WHY_ sentence).
     In a notebook it shows green, red or amber (`_repr_mimebundle_`); its plain text is the sentence.
     """
 
     ok: Optional[bool]
     message: str
     color_key: object = None  # COLORS key when it is not `ok` (a hint)
+    why: str = WHY_INCORRECT
 
     def __str__(self) -> str:
         return self.message
@@ -171,13 +173,6 @@ def _argument(value, variable: str, default=MISSING):
     if found is MISSING and default is MISSING:
         raise NotFound(variable)
     return default if found is MISSING else found
-
-
-def _why_not(verdict: Verdict) -> str:
-    """The short reason or_solution() gives for handing on the course's work instead."""
-    if verdict.ok is False:
-        return say(WHY_INCORRECT)
-    return say(WHY_NOT_FINISHED) if verdict.message == say(NOT_FINISHED) else say(WHY_NOT_ATTEMPTED)
 
 
 # --- Inspecting a model ----------------------------------------------------------------------
@@ -369,9 +364,9 @@ class Exercise:
         try:
             value = _argument(value, variable)
         except NotFound as missing:
-            return Verdict(None, say(NOT_DEFINED, variable=missing.variable))
+            return Verdict(None, say(NOT_DEFINED, variable=missing.variable), why=WHY_NOT_ATTEMPTED)
         if not cell_finished(variable):
-            return Verdict(None, say(NOT_FINISHED))
+            return Verdict(None, say(NOT_FINISHED), why=WHY_NOT_FINISHED)
         return value
 
 
@@ -390,7 +385,7 @@ class ModelExercise(Exercise):
         import keras
 
         if is_blank(model):
-            return Verdict(None, say(NOT_ATTEMPTED))
+            return Verdict(None, say(NOT_ATTEMPTED), why=WHY_NOT_ATTEMPTED)
         if not isinstance(model, keras.Model):
             return Verdict(False, say(NOT_A_MODEL, variable=self.variable, kind=type(model).__name__))
         problem = (self._backbone_problem(model) if self.needs_backbone else _scaling_problem(model)) \
@@ -436,7 +431,7 @@ class ModelExercise(Exercise):
         verdict = self.verdict(model, accelerator)
         if verdict.ok:
             return _argument(model, self.variable)
-        Verdict(None, say(USING_COURSE_MODEL, why=_why_not(verdict))).show()
+        Verdict(None, say(USING_COURSE_MODEL, why=say(verdict.why))).show()
         return self.solution_model(_argument(accelerator, "accelerator", default=None),
                                    _argument(image_size, "IMAGE_SIZE"))
 
@@ -525,7 +520,7 @@ class FitExercise(Exercise):
         import keras
 
         if is_blank(history):
-            return Verdict(None, say(NOT_ATTEMPTED))
+            return Verdict(None, say(NOT_ATTEMPTED), why=WHY_NOT_ATTEMPTED)
         if not isinstance(history, keras.callbacks.History):
             return Verdict(False, say(NOT_A_HISTORY, variable=self.variable, kind=type(history).__name__))
         model = getattr(history, "model", None)
@@ -574,7 +569,7 @@ class FitExercise(Exercise):
         verdict = self.verdict(history, epochs)
         if verdict.ok:
             return _argument(history, self.variable)
-        Verdict(None, say(USING_COURSE_TRAINING, why=_why_not(verdict))).show()
+        Verdict(None, say(USING_COURSE_TRAINING, why=say(verdict.why))).show()
         accelerator = _argument(accelerator, "accelerator", default=None)
         model = baseline_model.solution_model(accelerator, _argument(image_size, "IMAGE_SIZE"))
         epochs = course_pace().baseline_epochs if epochs is None else epochs

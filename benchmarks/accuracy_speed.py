@@ -123,7 +123,7 @@ def score_with_flips(model, split) -> dict:
 
 def run_default_cli(seed: int, epochs: int) -> dict:
     """`flowers-tl train` with its defaults, as a user runs it (only the seed and output are given)."""
-    from flowers_tl import cli
+    from flowers_tl.tool import cli
 
     with tempfile.TemporaryDirectory() as output:
         status = cli.main(["train", "--seed", str(seed), "--epochs", str(epochs), "--output", output])

@@ -1,9 +1,10 @@
 """flowers_tl: the helper package of the course "Your first Keras model, with transfer learning".
 
 The notebooks import it as `import flowers_tl as ftl`. One module per concern:
-`records`, `rules`, `accelerator`, `data`, `sources`, `pictures`, `files`, `convert`, `model`,
-`frozen`, `training`, `plots`, `explain`, `exercises`, `pace` and `cli` (README: "How the
-package is laid out"); the names below are the ones the course uses.
+`records`, `rules`, `accelerator`, `data`, `sources`, `reading`, `pictures`, `model`, `frozen`,
+`training`, `plots`, `explain`, `exercises` and `pace`; the command line and what only it needs
+(the converter, file writing, cluster jobs) are the wing `flowers_tl.tool` (README: "How the
+package is laid out"). The names below are the ones the course uses.
 
 Importing the package changes nothing (no environment variable, warning filter, import hook
 or notebook handler) and loads nothing heavy: a notebook asks for its set-up in one visible
@@ -37,9 +38,9 @@ _NAMES = {  # name: the module that defines it, imported on first use
     "____": "exercises", "CoursePace": "pace", "course_pace": "pace",
     "setup_notebook": "notebook_setup", "validation_accuracy": "scores", "class_name": "messages",
 }
-_MODULES = ("accelerator", "attempts", "cli", "convert", "data", "errors", "exercises", "explain", "files",
-            "fitting", "frozen", "learner_errors", "messages", "model", "multiworker", "notebook_setup", "online",
-            "pace", "pictures", "plots", "quiet", "records", "rules", "scores", "solutions", "sources", "training")
+_MODULES = ("accelerator", "attempts", "data", "errors", "exercises", "explain", "fitting", "frozen",
+            "learner_errors", "messages", "model", "notebook_setup", "pace", "pictures", "plots", "quiet", "reading",
+            "records", "rules", "scores", "solutions", "sources", "training", "tool")
 
 
 def __getattr__(name):

@@ -5,8 +5,9 @@
 backend:
 
 * TensorFlow backend: a TPU (`TPUStrategy`, local or named by `TPU_NAME`),
-  a cluster described by `TF_CONFIG` (`MultiWorkerMirroredStrategy`), several
-  GPUs or logical CPU devices (`MirroredStrategy`), else the default strategy.
+  a cluster described by `TF_CONFIG` (`MultiWorkerMirroredStrategy`; the command line's wing,
+  `tool.cluster`, checks it and waits for the other workers), several GPUs or logical CPU
+  devices (`MirroredStrategy`), else the default strategy.
 * JAX backend (`KERAS_BACKEND=jax`, e.g. today's Colab TPU runtime):
   `keras.distribution.DataParallel` over all JAX devices when there are several.
 """
@@ -14,7 +15,6 @@ backend:
 import contextlib
 import dataclasses
 import glob
-import json
 import os
 from typing import Any, Optional
 
@@ -25,21 +25,6 @@ from .messages import say
 
 ONE_REPLICA = "Running on {kind} with 1 replica (Keras backend: {backend})"
 REPLICAS = "Running on {kind} with {replicas} replicas (Keras backend: {backend})"
-TF_CONFIG_INVALID = ("TF_CONFIG {problem}. It should look like "
-                     "{{\"cluster\": {{\"worker\": [\"host1:port\", \"host2:port\"]}}, "
-                     "\"task\": {{\"type\": \"worker\", \"index\": 0}}}}; fix it, or unset it "
-                     "(`unset TF_CONFIG`) to train on this machine alone.")
-WAITING_FOR_WORKERS = "Waiting up to {seconds} s for the other workers named in TF_CONFIG: {addresses}"
-WORKERS_SILENT = ("the workers {addresses} named in TF_CONFIG did not answer within {seconds} s: start them "
-                  "(same TF_CONFIG, each with its own task index), fix their addresses, or unset TF_CONFIG "
-                  "to train on this machine alone ({variable} sets how long to wait).")
-CANNOT_LISTEN = ("this worker cannot listen on {address}, its own address in TF_CONFIG ({problem}): "
-                 "choose a free port there.")
-BAD_WAIT = "{variable}='{value}' is not a number of seconds above 0 (the default is {default})."
-STOPPED_WAITING = "stopped while waiting for the other workers named in TF_CONFIG"
-# How long `detect_accelerator` waits for the other workers of TF_CONFIG, and the variable that sets it.
-WORKER_WAIT_S = 120
-WORKER_WAIT_VARIABLE_NAME = ("FLOWERS_TL_WORKER_TIMEOUT",)  # a tuple: a name, not a sentence
 
 
 @dataclasses.dataclass
@@ -100,6 +85,15 @@ def accelerator_scope(accelerator: Optional[Accelerator]):
     return accelerator.scope() if accelerator is not None else contextlib.nullcontext()
 
 
+def is_multi_worker(accelerator) -> bool:
+    """True when training spans several machines: a MultiWorkerMirroredStrategy from TF_CONFIG."""
+    if accelerator is None or accelerator.backend != "tensorflow" or accelerator.strategy is None:
+        return False
+    import tensorflow as tf
+
+    return isinstance(accelerator.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
 def detect_accelerator(verbose: bool = True) -> Accelerator:
     """Return the best accelerator for the current Keras backend and print it.
 
@@ -150,12 +144,15 @@ def _detect_tensorflow() -> Accelerator:
         except Exception as error:  # any failure: fall back, but say why
             note = f"TPU not used ({type(error).__name__}: {first_line(error, 200)}); falling back."
 
-    if _tf_config_cluster_size() > 1:
-        wait_for_workers()
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        kind = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
-        return Accelerator(kind=kind, replicas=strategy.num_replicas_in_sync,
-                           backend="tensorflow", strategy=strategy, note=note)
+    if os.environ.get("TF_CONFIG", "").strip():  # a cluster job: the tool's wing checks it and waits
+        from .tool import cluster
+
+        if cluster.cluster_size() > 1:
+            cluster.wait_for_workers()
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+            kind = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+            return Accelerator(kind=kind, replicas=strategy.num_replicas_in_sync,
+                               backend="tensorflow", strategy=strategy, note=note)
 
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
@@ -195,157 +192,6 @@ def _connect_tpu():
     if not tf.config.list_logical_devices("TPU"):
         raise RuntimeError("TPU system initialised but no TPU device is visible")
     return tf.distribute.TPUStrategy(resolver)
-
-
-def _tf_config_cluster_size() -> int:
-    """Number of workers named in TF_CONFIG (0 when unset); ConfigError when it is malformed.
-
-    A malformed TF_CONFIG used to be ignored, so a cluster job quietly trained as one
-    worker; it is refused by name instead.
-    """
-    config = _tf_config()
-    return sum(len(addresses) for addresses in config.get("cluster", {}).values()) if config else 0
-
-
-def _tf_config() -> Optional[dict]:
-    """TF_CONFIG, parsed and checked (None when unset or empty)."""
-    raw: Optional[str] = os.environ.get("TF_CONFIG")
-    if not raw or not raw.strip():
-        return None
-    try:
-        config = json.loads(raw)
-    except ValueError as error:
-        raise _invalid(f"is not valid JSON ({error})") from None
-    if not isinstance(config, dict):
-        raise _invalid(f"is a JSON {type(config).__name__}, not an object")
-    cluster = config.get("cluster", {})
-    if not isinstance(cluster, dict):
-        raise _invalid("has a 'cluster' that is not an object")
-    for role, addresses in cluster.items():
-        if not isinstance(addresses, list) or not all(_is_address(a) for a in addresses):
-            raise _invalid(f"lists '{role}' as {json.dumps(addresses)[:100]}, not a list of \"host:port\"")
-    if sum(len(addresses) for addresses in cluster.values()) > 1:
-        task = config.get("task")
-        if not isinstance(task, dict) or task.get("type") not in cluster:
-            raise _invalid(f"has no 'task' whose 'type' is one of {sorted(cluster)}")
-        index = task.get("index", 0)
-        if not isinstance(index, int) or not 0 <= index < len(cluster[task["type"]]):
-            raise _invalid(f"has task index {index!r}, but '{task['type']}' lists "
-                           f"{len(cluster[task['type']])} address(es)")
-    return config
-
-
-def _invalid(problem: str):
-    from .errors import ConfigError
-
-    return ConfigError(say(TF_CONFIG_INVALID, problem=problem))
-
-
-def _is_address(address) -> bool:
-    """'host:port' with a port number."""
-    return isinstance(address, str) and address.rpartition(":")[2].isdigit() and bool(address.rpartition(":")[0])
-
-
-def wait_for_workers(timeout_s: Optional[float] = None) -> None:
-    """Wait (bounded) until every other worker of TF_CONFIG accepts a TCP connection.
-
-    TensorFlow's MultiWorkerMirroredStrategy waits for missing workers forever, inside C++
-    where neither SIGTERM nor Ctrl+C reach it. So, before it starts, this worker listens on
-    its own address (so the others see it too), probes the others every second for up to
-    `timeout_s` (default: $FLOWERS_TL_WORKER_TIMEOUT, else WORKER_WAIT_S), saying that it
-    waits, then raises ConfigError naming the silent addresses. SIGTERM and SIGINT end the
-    wait with a KeyboardInterrupt (the command line prints "interrupted"), whatever
-    handlers were there before (they are put back after the wait).
-    """
-    import signal
-    import threading
-    import time
-
-    config = _tf_config() or {}
-    task = config.get("task", {})
-    own = config["cluster"][task["type"]][task.get("index", 0)]
-    others = [a for role in config["cluster"].values() for a in role if a != own]
-    timeout_s = _worker_wait() if timeout_s is None else timeout_s
-    deadline = time.monotonic() + timeout_s
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    # Both signals stop the wait, even where SIGINT was inherited ignored (a shell's background job).
-    previous = {signum: signal.signal(signum, _stop_waiting)
-                for signum in (signal.SIGTERM, signal.SIGINT)} if on_main_thread else {}
-    try:
-        with _listening(own):
-            silent = _silent(others)
-            if silent:
-                print(say(WAITING_FOR_WORKERS, seconds=f"{timeout_s:g}", addresses=", ".join(silent)), flush=True)
-            while silent and time.monotonic() < deadline:
-                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-                silent = _silent(silent)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if silent:
-        from .errors import ConfigError
-
-        raise ConfigError(say(WORKERS_SILENT, addresses=", ".join(silent), seconds=f"{timeout_s:g}",
-                              variable=WORKER_WAIT_VARIABLE_NAME[0]))
-
-
-def _stop_waiting(signum, frame):
-    """SIGTERM or SIGINT while waiting: stop like Ctrl+C does."""
-    raise KeyboardInterrupt(say(STOPPED_WAITING))
-
-
-def _worker_wait() -> float:
-    """Seconds to wait for the other workers: $FLOWERS_TL_WORKER_TIMEOUT, else WORKER_WAIT_S."""
-    variable = WORKER_WAIT_VARIABLE_NAME[0]
-    raw = os.environ.get(variable, "").strip()
-    if not raw:
-        return float(WORKER_WAIT_S)
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds < float("inf"):
-        from .errors import ConfigError
-
-        raise ConfigError(say(BAD_WAIT, variable=variable, value=raw, default=WORKER_WAIT_S))
-    return seconds
-
-
-def _silent(addresses) -> list:
-    """The addresses that refuse or ignore a TCP connection (within a second each)."""
-    import socket
-
-    silent = []
-    for address in addresses:
-        host, _, port = address.rpartition(":")
-        try:
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
-                pass
-        except OSError:
-            silent.append(address)
-    return silent
-
-
-@contextlib.contextmanager
-def _listening(address: str):
-    """Listen on this worker's own port while waiting, so the other workers' probes find it.
-
-    Closed before TensorFlow starts its own server on that port (SO_REUSEADDR lets it bind
-    at once). A port that cannot be bound at all is refused by name.
-    """
-    import socket
-
-    port = int(address.rpartition(":")[2])
-    try:
-        server = socket.create_server(("", port), reuse_port=False)
-    except OSError as error:
-        from .errors import ConfigError
-
-        raise ConfigError(say(CANNOT_LISTEN, address=address, problem=error.strerror or error)) from None
-    try:
-        yield
-    finally:
-        server.close()
 
 
 # The TensorFlow TPU guide runs about 50 steps per call to the TPU for a large speed-up.

@@ -14,6 +14,10 @@ class DataError(FlowersTLError, ValueError):
     """The data pattern, a shard, or a record is not usable."""
 
 
+class OfflineWithoutData(DataError):
+    """Offline, with no local shards and no copy of tf_flowers: the message says how to give data."""
+
+
 class WeightsError(FlowersTLError, ValueError):
     """The backbone weights cannot be found, downloaded or loaded."""
 

@@ -3,7 +3,7 @@
 `training.train` builds one `TrainingRun` and hands it to one of three paths, each with
 one entry point taking `(model, run)` and returning Keras' per-epoch history:
 `fit_on_images` here (every layer runs in every epoch), `frozen.FrozenPart.fit`
-(the frozen start computed once) and `multiworker.fit_across_workers` (several machines).
+(the frozen start computed once) and `tool.multiworker.fit_across_workers` (several machines).
 """
 
 import dataclasses

@@ -27,7 +27,7 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .files import FileProblem, read_regular_file
+from .reading import FileProblem, read_regular_file
 from .messages import say
 
 PICTURE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")

@@ -3,15 +3,16 @@
 `data.list_shards` only lists files. This module is the one place that decides to fetch a data
 set: when the pattern is the course's default (no argument, no `FLOWERS_TL_DATA`) and the course
 bucket cannot be used (offline, or it lists nothing), tensorflow-datasets' `tf_flowers` is
-converted once into the same format and cached (`convert.tf_flowers_shards`). The command line,
-the notebooks and `flowers_tl.split_shards` call it; it sits above `data` and `convert`.
+converted once into the same format and cached (`tool.convert.tf_flowers_shards`: the command
+line's wing, loaded only then). The command line, the notebooks and `flowers_tl.split_shards` call
+it; it sits above `data`.
 """
 
 import sys
 from typing import List, Optional
 
-from . import convert, data, online
-from .errors import DataError
+from . import data
+from .errors import DataError, OfflineWithoutData
 from .messages import say
 
 BUCKET_UNUSABLE = ("Note: the course bucket {bucket} cannot be used ({reason}); using "
@@ -26,6 +27,8 @@ def find_shards(pattern: Optional[str] = None) -> List[str]:
     pattern = data.data_pattern(pattern)
     if pattern != data.DEFAULT_DATA_PATTERN:
         return data.list_shards(pattern)
+    from .tool import convert, online  # the network probe and the converter: only for the course's default
+
     if online.is_online():
         try:
             return data.list_shards(pattern)
@@ -46,6 +49,6 @@ def split_shards(pattern: Optional[str] = None,
     """
     try:
         shards = find_shards(pattern)
-    except convert.OfflineWithoutData as error:
-        raise convert.OfflineWithoutData(f"{error} {say(WEIGHTS_TOO)}") from None
+    except OfflineWithoutData as error:
+        raise OfflineWithoutData(f"{error} {say(WEIGHTS_TOO)}") from None
     return data.split_shards(pattern, validation_shards, shards=shards)

@@ -12,7 +12,7 @@ same results within noise.
 
 `train` only chooses the path; each lives in its own module with one entry point
 taking `(model, TrainingRun)`: `fitting.fit_on_images`, `frozen.FrozenPart.fit` and
-`multiworker.fit_across_workers`.
+`tool.multiworker.fit_across_workers` (several machines: the command line's wing).
 """
 
 import contextlib
@@ -25,12 +25,11 @@ import keras
 import numpy as np
 
 from . import data as flowers_data, rules
-from .accelerator import accelerator_scope, training_settings
+from .accelerator import accelerator_scope, is_multi_worker, training_settings
 from .errors import ConfigError, WrongTypeError
 from .fitting import TrainingRun, fit_on_images
 from .frozen import FrozenPart, predict_batch
 from .messages import say
-from .multiworker import fit_across_workers, is_multi_worker
 from .scores import accuracy_name, confusion_matrix
 
 NOT_COMPILED = ("the model is not compiled: call model.compile(optimizer='adam', "
@@ -75,7 +74,7 @@ def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10
         image_size: defaults to the model's input size.
         seed: makes shuffling and initialisation repeatable on one machine.
         fast: compute the model's frozen part once (`FrozenPart`) when it has one (not across
-            several workers: `multiworker.fit_across_workers` trains on photos).
+            several workers: `tool.multiworker.fit_across_workers` trains on photos).
         flip: mirror the training photos left-right at random; on the fast path the frozen
             part's activations are mirrored instead, which is nearly the same and free.
         cosine_decay: lower the optimizer's learning rate along a cosine, epoch by
@@ -91,7 +90,9 @@ def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10
     start = time.perf_counter()
     with flowers_data.reading(split.validation_shards + split.training_shards, run.image_size), \
             _learning_rate_kept(model.optimizer):
-        if is_multi_worker(accelerator):
+        if is_multi_worker(accelerator):  # the command line's wing: a loop of its own (tool/multiworker.py)
+            from .tool.multiworker import fit_across_workers
+
             history = fit_across_workers(model, run)
         elif frozen:
             history = frozen.fit(model, run)

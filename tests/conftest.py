@@ -48,7 +48,8 @@ def _online_data():
     """(shard pattern, weights file) fetched once from the course's online sources and cached."""
     import keras
 
-    from flowers_tl import convert, data, sources
+    from flowers_tl import data, sources
+    from flowers_tl.tool import convert
 
     shards = sources.find_shards(data.DEFAULT_DATA_PATTERN)  # the bucket, else tf_flowers (cached)
     if shards[0].startswith("gs://"):
@@ -77,7 +78,7 @@ def _resolve():
     pattern, weights = _local_data()
     if pattern and weights:
         return pattern, weights, None
-    from flowers_tl import online
+    from flowers_tl.tool import online
 
     if not online.is_online():
         return None, None, NO_REAL_DATA.format(tried="the variables, ../shared/data, and the network (offline)")

@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from flowers_tl.accelerator import Accelerator, _tf_config_cluster_size, detect_accelerator
+from flowers_tl.accelerator import Accelerator, detect_accelerator
+from flowers_tl.tool.cluster import cluster_size
 
 MIRRORED_SCRIPT = r"""
 import json, sys
@@ -64,7 +65,7 @@ def test_tf_config_cluster_size(monkeypatch, tf_config, workers):
         monkeypatch.delenv("TF_CONFIG", raising=False)
     else:
         monkeypatch.setenv("TF_CONFIG", tf_config)
-    assert _tf_config_cluster_size() == workers
+    assert cluster_size() == workers
 
 
 def test_mirrored_strategy_over_two_logical_cpus_trains(real_data_pattern):

@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 
 from conftest import jpeg_bytes, write_shard
-from flowers_tl import cli, data, files, model as flowers_model, training
+from flowers_tl import data, model as flowers_model, training
+from flowers_tl.tool import cli, files
 from flowers_tl.errors import ConfigError, DataError, WeightsError
 
 

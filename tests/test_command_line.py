@@ -14,7 +14,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from flowers_tl import cli
+from flowers_tl.tool import cli
 from flowers_tl.errors import ConfigError, WrongTypeError
 
 USAGE_ERRORS = [
@@ -56,7 +56,7 @@ def test_usage_errors_exit_2_at_once_before_tensorflow_is_imported():
     argparse (status 2, the command's own usage line), with TensorFlow never imported."""
     code = textwrap.dedent(f"""
         import contextlib, io, json, sys, time
-        from flowers_tl import cli
+        from flowers_tl.tool import cli
         results = []
         for arguments, _ in {USAGE_ERRORS!r}:
             err, start = io.StringIO(), time.perf_counter()
@@ -103,7 +103,8 @@ def test_every_parser_refuses_abbreviations_and_every_command_has_a_description(
 
 
 def test_the_library_uses_the_same_rules_with_its_own_argument_names():
-    from flowers_tl import convert, rules
+    from flowers_tl import rules
+    from flowers_tl.tool import convert
 
     with pytest.raises(ConfigError, match=r"^epochs must be at least 1, got 0\.$"):
         rules.at_least(0, "epochs")
@@ -273,7 +274,7 @@ def test_heic_and_svg_pictures_are_named_with_what_to_do(odd_model, tmp_path):
     root = photo_folder(tmp_path / "photos", ["daisy", "roses"])
     (root / "daisy" / "IMG_2.HEIC").write_bytes(HEIC)
     (root / "roses" / "drawing.svg").write_bytes(SVG)
-    from flowers_tl import convert
+    from flowers_tl.tool import convert
 
     report = convert.convert_folder(str(root), str(tmp_path / "shards"), image_size=32, shards=1)
     assert sorted(report.skipped) == [

@@ -21,7 +21,8 @@ import pytest
 from PIL import Image
 
 from conftest import jpeg_bytes, write_shard
-from flowers_tl import accelerator, cli, data
+from flowers_tl import accelerator, data
+from flowers_tl.tool import cli, cluster
 from flowers_tl.errors import ConfigError, DataError
 from test_bad_inputs import assert_clean_error, cli_error, run_cli, small_shards
 
@@ -363,4 +364,4 @@ def test_a_wait_that_is_not_a_number_of_seconds(monkeypatch, value):
     monkeypatch.setenv("TF_CONFIG", env["TF_CONFIG"])
     monkeypatch.setenv("FLOWERS_TL_WORKER_TIMEOUT", value)
     with pytest.raises(ConfigError, match=f"FLOWERS_TL_WORKER_TIMEOUT='{value}' is not a number of seconds"):
-        accelerator.wait_for_workers()
+        cluster.wait_for_workers()

@@ -19,7 +19,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from flowers_tl import convert, data, files
+from flowers_tl import data
+from flowers_tl.tool import convert, files
 from flowers_tl.errors import ConfigError, DataError, OutputExistsError
 
 from conftest import iter_records

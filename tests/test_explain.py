@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 
 import flowers_tl as ftl
-from flowers_tl import cli, explain, plots
+from flowers_tl import explain, plots
+from flowers_tl.tool import cli
 from flowers_tl.errors import ConfigError
 from matplotlib.figure import Figure
 

@@ -121,7 +121,7 @@ def test_fine_tuning_on_activations_agrees_with_fine_tuning_on_photos(weights_pa
 def test_cli_trains_the_head_then_fine_tunes_and_saves_the_full_model(small_split, tmp_path, capsys):
     import json
 
-    from flowers_tl import cli
+    from flowers_tl.tool import cli
 
     pattern = small_split.validation_shards[0].rsplit("/", 1)[0] + "/flowers0[0-2]-*.tfrec"
     assert cli.main(["train", "--data", pattern, "--validation-shards", "1", "--image-size", str(SIZE),

@@ -15,7 +15,8 @@ import time
 import nbformat
 import pytest
 
-from flowers_tl import __version__, cli
+from flowers_tl import __version__
+from flowers_tl.tool import cli
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(str(path.relative_to(REPO)) for path in (REPO / "notebooks").rglob("*.ipynb"))
@@ -110,7 +111,7 @@ def test_train_offline_without_data_names_both_variables_in_seconds(tmp_path):
 
 def test_the_network_probe_answers_in_seconds():
     """`online.is_online` on this machine, as it is (online or not): an answer within its timeout."""
-    code, out, err = run(sys.executable, "-c", "import time; from flowers_tl import online; t = time.monotonic(); "
+    code, out, err = run(sys.executable, "-c", "import time; from flowers_tl.tool import online; t = time.monotonic(); "
                          "print(online.is_online(), online.is_online(), round(time.monotonic() - t, 2))",
                          env={"FLOWERS_TL_OFFLINE": ""})
     assert code == 0, err
@@ -121,14 +122,14 @@ def test_the_network_probe_answers_in_seconds():
 # ---------------------------------------------------------------- light and quiet commands
 
 def test_importing_the_cli_costs_neither_tensorflow_nor_matplotlib():
-    code, out, err = run(sys.executable, "-c", "import sys, flowers_tl, flowers_tl.cli; "
+    code, out, err = run(sys.executable, "-c", "import sys, flowers_tl, flowers_tl.tool.cli; "
                          "print(sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules))")
     assert code == 0 and out.strip() == "[]", out + err
 
 
 @pytest.mark.parametrize("option", ["--help", "--version"])
 def test_help_and_version_need_no_tensorflow_even_with_a_broken_keras_backend(option):
-    code, out, err = run(sys.executable, "-c", f"import sys; from flowers_tl import cli\n"
+    code, out, err = run(sys.executable, "-c", f"import sys; from flowers_tl.tool import cli\n"
                          f"try:\n    cli.main(['{option}'])\nexcept SystemExit as end:\n    code = end.code\n"
                          "print('tensorflow' in sys.modules, code)", env={"KERAS_BACKEND": "nonsense"})
     assert err == "" and out.strip().endswith("False 0"), out + err
@@ -253,28 +254,49 @@ def test_readme_runs_no_bare_flowers_tl():
 
 # ---------------------------------------------------------------- the import graph
 
-def package_imports():
-    """{module: the flowers_tl modules it imports, at the top or inside a function}, read with ast."""
+def package_imports(top_level_only: bool = False):
+    """{module: the flowers_tl modules it imports, at the top or inside a function}, read with ast.
+
+    Modules are named from the package down ("data", "tool.convert"); `top_level_only` keeps the
+    imports a module makes when it is imported, not those inside its functions.
+    """
     import ast
 
     graph = {}
-    for path in (REPO / "flowers_tl").glob("*.py"):
+    for path in (REPO / "flowers_tl").rglob("*.py"):
+        parts = path.relative_to(REPO / "flowers_tl").with_suffix("").parts
+        name = ".".join(parts)
+        tree = ast.parse(path.read_text())
+        nodes = tree.body if top_level_only else ast.walk(tree)
         found = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                found |= {node.module} if node.module else {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("flowers_tl."):
-                found.add(node.module.split(".")[1])
-        graph[path.stem] = {name.split(".")[0] for name in found}
+        for node in nodes:
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                base = list(parts[:-1])[: len(parts) - node.level]
+            elif node.module and node.module.startswith("flowers_tl."):
+                base = []
+            else:
+                continue
+            module = (node.module or "").removeprefix("flowers_tl.").removeprefix("flowers_tl") if not node.level \
+                else (node.module or "")
+            prefix = ".".join(base + ([module] if module else []))
+            for alias in node.names:
+                candidate = f"{prefix}.{alias.name}" if prefix else alias.name
+                found.add(candidate if candidate.replace(".", "/") + ".py" in MODULE_FILES else prefix)
+        graph[name] = {module for module in found if module}
     return graph
+
+
+MODULE_FILES = {str(path.relative_to(REPO / "flowers_tl")) for path in (REPO / "flowers_tl").rglob("*.py")}
 
 
 def test_the_record_format_is_the_ground_floor_and_there_is_no_circle():
     graph = package_imports()
     assert graph["records"] == set()  # the ground floor: it imports no module of the package
-    assert "records" in graph["data"] and "records" in graph["convert"]
-    assert not {"convert", "sources"} & graph["data"]  # listing shards never fetches a data set
-    for start in ("records", "online", "data", "convert", "sources", "cli"):  # the data's floors, and the CLI
+    assert "records" in graph["data"] and "records" in graph["tool.convert"]
+    assert not {"tool.convert", "sources"} & graph["data"]  # listing shards never fetches a data set
+    for start in ("records", "tool.online", "data", "tool.convert", "sources", "tool.cli"):  # data's floors, the CLI
         seen, todo = set(), [start]
         while todo:
             for imported in graph[todo.pop()] & set(graph) - {"__init__"}:  # the package imports lazily
@@ -282,3 +304,15 @@ def test_the_record_format_is_the_ground_floor_and_there_is_no_circle():
                 if imported not in seen:
                     seen.add(imported)
                     todo.append(imported)
+
+
+def test_the_course_modules_load_the_tool_wing_only_where_a_notebook_never_goes():
+    """No module of the course imports `flowers_tl.tool` when it is imported: only inside the functions of
+    the tf_flowers fallback, a cluster job and offline weights (tool/__init__.py lists them)."""
+    at_import = {name: {module for module in imported if module.startswith("tool")}
+                 for name, imported in package_imports(top_level_only=True).items()
+                 if not name.startswith("tool") and name != "__main__"}  # `python -m flowers_tl` is the command line
+    assert not {name: modules for name, modules in at_import.items() if modules}
+    anywhere = {name for name, imported in package_imports().items()
+                if not name.startswith("tool") and any(module.startswith("tool") for module in imported)}
+    assert anywhere == {"accelerator", "model", "sources", "training", "__main__"}

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
 from conftest import write_shard
-from flowers_tl import convert, data
+from flowers_tl import data
+from flowers_tl.tool import convert
 from flowers_tl.errors import DataError
 
 FUZZ = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -41,7 +41,8 @@ JAX_SCRIPT = r"""
 import contextlib, io, json, os, sys
 import jax, keras, numpy as np
 import flowers_tl as ftl
-from flowers_tl import cli, data as flowers_data
+from flowers_tl import data as flowers_data
+from flowers_tl.tool import cli
 from flowers_tl.frozen import extract_features
 from flowers_tl.training import train
 

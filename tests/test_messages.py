@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from flowers_tl import (accelerator, convert, data, exercises, explain, files, frozen, learner_errors, messages,
-                        model, modelfile, notebook_setup, pace, pictures, plots, rules, runs, scores, sources, training)
+from flowers_tl import (accelerator, data, exercises, explain, frozen, learner_errors, messages, model, notebook_setup,
+                        pace, pictures, plots, reading, rules, scores, sources, training)
+from flowers_tl.tool import cluster, convert, files, modelfile, runs
 
 RUSSIAN = messages.catalogue("ru")
 
@@ -29,7 +30,8 @@ def learner_facing():
     """{name: English text} of every message constant, exercise text and plot label."""
     found = {}
     for module in (accelerator, exercises, frozen, learner_errors, pace, plots, messages, files, pictures, convert,
-                   sources, notebook_setup, scores, explain, data, model, training, rules, modelfile, runs):
+                   sources, notebook_setup, scores, explain, data, model, training, rules, modelfile, runs, reading,
+                   cluster):
         for name, value in vars(module).items():
             if name.isupper() and isinstance(value, str) and name not in NOT_MESSAGES:
                 found[f"{module.__name__}.{name}"] = value

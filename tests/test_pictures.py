@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flowers_tl import files, pictures
+from flowers_tl import pictures
+from flowers_tl.tool import files
 from flowers_tl.errors import DataError
 from flowers_tl.pictures import PictureError, load_picture, open_picture
 

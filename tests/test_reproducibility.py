@@ -7,7 +7,8 @@ import json
 import numpy as np
 from conftest import iter_records
 
-from flowers_tl import cli, data
+from flowers_tl import data
+from flowers_tl.tool import cli
 
 SMALL_RUN = ["--validation-shards", "1", "--image-size", "96", "--epochs", "3", "--batch-size", "32"]
 

@@ -10,7 +10,8 @@ import time
 import keras
 import pytest
 
-from flowers_tl import cli, data, model as flowers_model, training
+from flowers_tl import data, model as flowers_model, training
+from flowers_tl.tool import cli
 
 EPOCHS = 4
 
@@ -73,7 +74,7 @@ def test_resume_with_other_settings_is_refused(real_data_pattern, tmp_path, caps
     """A backup made at 64 px (with a checkpoint that opens), resumed at 96 px: refused by name."""
     import h5py
 
-    from flowers_tl import runs
+    from flowers_tl.tool import runs
 
     backup = tmp_path / "run" / "backup"
     backup.mkdir(parents=True)

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import jpeg_bytes, write_shard
-from flowers_tl import cli, files
+from flowers_tl.tool import cli, files
 from test_bad_inputs import assert_clean_error, run_cli, small_shards
 
 TINY = ["--image-size", "32", "--batch-size", "8", "--validation-shards", "1", "--seed", "1"]
@@ -197,7 +197,7 @@ def test_a_memory_limit_set_with_ulimit_v_is_read(tmp_path):
 
 
 def test_a_link_found_at_the_log_of_a_resumed_run_is_refused_by_name(tmp_path):
-    from flowers_tl import runs
+    from flowers_tl.tool import runs
     from flowers_tl.errors import DataError
 
     victim = tmp_path / "victim.csv"
@@ -211,7 +211,7 @@ def test_a_link_found_at_the_log_of_a_resumed_run_is_refused_by_name(tmp_path):
 
 
 def test_the_log_continues_the_rows_a_resumed_run_finds(tmp_path):
-    from flowers_tl import runs
+    from flowers_tl.tool import runs
 
     log = runs.CSVLog(str(tmp_path / "training_log.csv"))
     log.on_epoch_end(0, {"loss": 0.5, "accuracy": 0.25})

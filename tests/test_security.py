@@ -14,7 +14,7 @@ import keras
 import pytest
 from PIL import Image
 
-from flowers_tl import cli, files
+from flowers_tl.tool import cli, files
 from flowers_tl.errors import OutputExistsError
 from test_bad_inputs import assert_clean_error, cli_error, small_shards
 

@@ -14,19 +14,10 @@ fit calls them.
 import keras
 import numpy as np
 
-from . import data as flowers_data
-from .accelerator import accelerator_scope
-from .errors import ConfigError
-from .fitting import TrainingRun
-
-
-def is_multi_worker(accelerator) -> bool:
-    """True when training spans several machines: a MultiWorkerMirroredStrategy from TF_CONFIG."""
-    if accelerator is None or accelerator.backend != "tensorflow" or accelerator.strategy is None:
-        return False
-    import tensorflow as tf
-
-    return isinstance(accelerator.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+from .. import data as flowers_data
+from ..accelerator import accelerator_scope
+from ..errors import ConfigError
+from ..fitting import TrainingRun
 
 
 def fit_across_workers(model: keras.Model, run: TrainingRun) -> dict:

@@ -1,6 +1,6 @@
-"""Files written whole or not at all, files read only when they are safe to read, folders claimed.
+"""Files written whole or not at all, folders claimed, runs stopped cleanly: the command line's wing.
 
-One place for the file-system habits every command needs:
+One place for the file-system habits every command needs (reading untrusted files is `reading`):
 
 * `written_atomically(path)` / `write_text_atomically(path, text)`: the one safe-write
   helper. The new file is written under a hidden temporary name in the same folder,
@@ -8,9 +8,6 @@ One place for the file-system habits every command needs:
   other output) and renamed over `path`; if anything fails or is interrupted the
   temporary file is removed and the old `path` is untouched. `convert` writes its
   shards this way; `cli` saves `model.keras` and its JSON files with the same helper.
-* `read_regular_file(path, limit)`: bytes of a file, refused by name (`DataError`) when
-  it is a FIFO, a device such as /dev/zero, a socket, a symbolic-link loop, or larger
-  than `limit`, so that reading never blocks and never fills the memory.
 * `OutputClaim`: a claim of an output folder (an OS lock that dies with its process, on a lock
   file holding the owner's process id), so two runs never write into one folder at once,
   and a lock file left by a killed run never blocks the next one.
@@ -23,21 +20,17 @@ import errno
 import fcntl
 import os
 import signal
-import stat
 import tempfile
 import threading
-from typing import Iterator, Optional
+from typing import Iterator
 
-from .errors import DataError, OutputExistsError
-from .messages import say
+from ..errors import DataError, OutputExistsError
+from ..messages import say
+from ..reading import reason_of
 
 PARTIAL_PREFIX = ".partial-"
 LOCK_NAME = ".flowers-tl.lock"
 
-FILE_PROBLEM = "'{path}': {reason}"
-NOT_REGULAR = "{kind}, not a regular file; it was not read"
-TOO_LARGE = "{size:.0f} MB, more than the {limit:.0f} MB allowed; it was not read"
-CANNOT_READ = "cannot be read: {reason}"
 CANNOT_WRITE = "cannot write '{path}': {reason}. Choose another output folder (one you can write to, with free space)."
 NOT_A_FOLDER = ("cannot use '{path}' as the output folder: {reason}. Give the path of a folder "
                 "(it is created if needed).")
@@ -46,26 +39,6 @@ CLAIMED = ("'{path}' is being written by another run (process {pid}, lock file '
 
 IS_A_FILE = "it is a file"
 PART_IS_A_FILE = "a part of that path is a file"
-LOOPS = "a symbolic link that loops back on itself"
-FIFO = "a FIFO (named pipe)"
-CHARACTER_DEVICE = "a character device"
-BLOCK_DEVICE = "a block device"
-SOCKET = "a socket"
-FOLDER = "a folder"
-OTHER_KIND = "something else"
-_KINDS = {stat.S_IFIFO: FIFO, stat.S_IFCHR: CHARACTER_DEVICE, stat.S_IFBLK: BLOCK_DEVICE,
-          stat.S_IFSOCK: SOCKET, stat.S_IFDIR: FOLDER}
-
-
-class FileProblem(DataError):
-    """A file that cannot be used; `path` names it and `reason` says why (the message holds both)."""
-
-    def __init__(self, path: str, reason: str):
-        super().__init__(say(FILE_PROBLEM, path=path, reason=reason))
-        self.path = path
-        self.reason = reason
-
-
 class CannotWrite(DataError):
     """`written_atomically` could not write `path`; `reason` is the system's short reason."""
 
@@ -73,13 +46,6 @@ class CannotWrite(DataError):
         super().__init__(say(CANNOT_WRITE, path=path, reason=reason))
         self.path = path
         self.reason = reason
-
-
-def reason_of(error: OSError) -> str:
-    """The short reason of an OSError ("No space left on device"), for messages."""
-    if error.errno == errno.ELOOP:
-        return say(LOOPS)
-    return error.strerror or str(error)
 
 
 def _umask() -> int:
@@ -145,39 +111,6 @@ def remove_stale_partials(folder: str, suffix: str) -> list:
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(folder, name))
     return stale
-
-
-def regular_file_problem(path: str) -> Optional[str]:
-    """Why `path` is not a regular file that can be read (a short reason), or None."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as error:
-        return say(CANNOT_READ, reason=reason_of(error))
-    if not stat.S_ISREG(mode):
-        return say(NOT_REGULAR, kind=say(_KINDS.get(stat.S_IFMT(mode), OTHER_KIND)))
-    return None
-
-
-def read_regular_file(path: str, limit: int) -> bytes:
-    """The bytes of the regular file `path`; FileProblem naming it if it is not one, or over `limit` bytes.
-
-    Checks before reading, and opens without blocking, so a FIFO, /dev/zero or a huge file
-    never hangs the program or fills the memory.
-    """
-    problem = regular_file_problem(path)
-    if problem:
-        raise FileProblem(path, problem)
-    try:
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(descriptor, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # replaced since the check
-                raise FileProblem(path, regular_file_problem(path) or say(NOT_REGULAR, kind=say(OTHER_KIND)))
-            raw = handle.read(limit + 1)
-    except OSError as error:
-        raise FileProblem(path, say(CANNOT_READ, reason=reason_of(error))) from None
-    if len(raw) > limit:
-        raise FileProblem(path, say(TOO_LARGE, size=os.path.getsize(path) / 2**20, limit=limit / 2**20))
-    return raw
 
 
 def make_output_folder(path: str) -> None:

@@ -40,15 +40,18 @@ import time
 import unicodedata
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from . import online, rules
-from .errors import ConfigError, DataError, OutputExistsError, first_line
-from .files import (FileProblem, OutputClaim, interrupt_on_signals, make_output_folder, publish,
-                    reason_of, regular_file_problem, remove_stale_partials, write_text_atomically)
-from .messages import say, say_n
-from .pictures import (NOT_SUPPORTED, crop_fill, decode_picture, encode_jpeg, far_from_square_note, is_picture_name,
+from .. import rules
+
+from . import online
+from ..errors import ConfigError, DataError, OfflineWithoutData, OutputExistsError, first_line
+from .files import (OutputClaim, interrupt_on_signals, make_output_folder, publish, remove_stale_partials,
+                    write_text_atomically)
+from ..messages import say, say_n
+from ..pictures import (NOT_SUPPORTED, crop_fill, decode_picture, encode_jpeg, far_from_square_note, is_picture_name,
                        read_picture_bytes, small_picture_note, to_rgb, unsupported_kind)
-from .quiet import absl_warnings_off
-from .records import CLASSES, DEFAULT_IMAGE_SIZE, MAX_IMAGE_SIZE, encode as encode_record
+from ..quiet import absl_warnings_off
+from ..reading import FileProblem, reason_of, regular_file_problem
+from ..records import CLASSES, DEFAULT_IMAGE_SIZE, MAX_IMAGE_SIZE, encode as encode_record
 
 DEFAULT_SHARDS = 16
 DEFAULT_SEED = 42
@@ -93,10 +96,6 @@ INVISIBLE_CHARACTER = ("class folder {name} in '{folder}' has a control or invis
 LOOK_ALIKE_CLASSES = ("class folders {first} and {second} in '{folder}' differ only in Unicode normalisation, "
                       "spaces at the ends or upper and lower case, so they would become two classes that look "
                       "alike: put their photos in one folder, or rename one.")
-
-
-class OfflineWithoutData(DataError):
-    """Offline, with no local shards and no copy of tf_flowers: the message says how to give data."""
 
 
 @dataclasses.dataclass

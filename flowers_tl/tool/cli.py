@@ -17,10 +17,10 @@ import shutil
 import sys
 import tempfile
 
-from . import __version__, rules
-from .errors import ConfigError, FlowersTLError, OutputExistsError, first_line
+from .. import __version__, rules
+from ..errors import ConfigError, FlowersTLError, OutputExistsError, first_line
 from .files import CannotWrite, OutputClaim, interrupt_on_signals, write_text_atomically, written_atomically
-from .records import DEFAULT_IMAGE_SIZE
+from ..records import DEFAULT_IMAGE_SIZE
 
 RUNTIME_ERROR = 1  # the command ran and failed; argparse uses 2 for usage errors
 INTERRUPTED = 130
@@ -39,7 +39,7 @@ FINE_TUNE_SETTINGS = ("fine_tune_epochs", "fine_tune_rate")  # matter only when 
 
 def main(argv=None) -> int:
     """Entry point of the console script and of `python -m flowers_tl`."""
-    from .quiet import install_import_hook, set_defaults
+    from ..quiet import install_import_hook, set_defaults
 
     set_defaults()  # TensorFlow's start-up lines, whichever command loads it first
     install_import_hook()
@@ -237,7 +237,8 @@ def _train(args) -> int:
 
 
 def _run_train(args) -> int:
-    from . import accelerator as acc, data, model as flowers_model, runs, sources
+    from .. import accelerator as acc, data, model as flowers_model, sources
+    from . import runs
 
     model_path = os.path.join(args.output, "model.keras")
     if os.path.exists(model_path) and not args.overwrite:
@@ -248,7 +249,7 @@ def _run_train(args) -> int:
     classes = data.class_names(split.validation_shards + split.training_shards)
     photos_per_step = accelerator.global_batch_size(args.batch_size)
     if args.fast:  # MobileNetV2 sees the photos once, in small batches; training then uses its activations
-        from .frozen import ACTIVATION_BATCH_SIZE
+        from ..frozen import ACTIVATION_BATCH_SIZE
 
         photos_per_step = min(photos_per_step, ACTIVATION_BATCH_SIZE)
     flowers_model.check_memory(args.image_size, photos_per_step,
@@ -320,7 +321,7 @@ def _writing_into(output: str):
 
 def _train_and_save(args, accelerator, split, classes, model_path) -> None:
     """Build, train (and fine-tune), save the model and write the metrics, log and curves."""
-    from . import model as flowers_model, plots, training
+    from .. import model as flowers_model, plots, training
 
     if args.seed is not None:
         import keras
@@ -372,7 +373,7 @@ def _train_and_save(args, accelerator, split, classes, model_path) -> None:
 
 def _fine_tune(model, split, accelerator, args, head_result):
     """Fine-tune the top blocks (resumable like the head); one result for both stages."""
-    from . import training
+    from .. import training
 
     tuned = training.fine_tune(model, split, from_block=args.fine_tune_from, epochs=args.fine_tune_epochs,
                                learning_rate=args.fine_tune_rate, batch_size=args.batch_size,
@@ -430,8 +431,9 @@ def _history_from_log(path: str) -> dict:
 
 
 def _evaluate(args) -> int:
-    from . import data, runs, sources, training
-    from .model import shards_of
+    from .. import data, sources, training
+    from . import runs
+    from ..model import shards_of
 
     model = _load_model(args.model)
     classes, image_size = _classifier_shape(model, args.model)
@@ -473,7 +475,7 @@ def _evaluate(args) -> int:
 
 def _top_losses(model, shards, args) -> list:
     """`evaluate --top-losses N`: the N worst photos, with heatmaps (--output-dir is made first)."""
-    from . import explain
+    from .. import explain
 
     _make_folder(args.output_dir, "--output-dir")
     return explain.top_losses(model, shards, args.top_losses, with_heatmaps=True)
@@ -488,7 +490,7 @@ def _top_loss_rows(worst, classes) -> list:
 
 def _draw_top_losses(worst, folder: str) -> int:
     """Draw `worst` (if any) in <folder>/top_losses.png, written safely, after the report is printed; 0."""
-    from . import plots
+    from .. import plots
 
     if worst is not None:
         figure = plots.display_top_losses(worst)
@@ -537,8 +539,8 @@ def _classifier_shape(model, path: str):
     that, with the course's five outputs, gets the course's CLASSES. A model whose input
     size is open (None) is given the data's default size, said in a note.
     """
-    from .records import CLASSES
-    from .model import class_names_of
+    from ..records import CLASSES
+    from ..model import class_names_of
 
     inputs, outputs = getattr(model, "inputs", None) or [], getattr(model, "outputs", None) or []
     if len(inputs) != 1 or len(outputs) != 1:
@@ -571,7 +573,7 @@ def _predict(args) -> int:
     model = _load_model(args.model)
     classes, shape = _classifier_shape(model, args.model)
     if args.explain:
-        from . import explain
+        from .. import explain
 
         explain.split_at_feature_map(model)  # a model Grad-CAM cannot explain fails before any picture
         _make_folder(args.explain, "--explain")
@@ -659,7 +661,7 @@ def _explanation_target(path: str, folder: str, taken: set) -> str:
 
 def _write_explanation(model, pixels, target: str) -> None:
     """`predict --explain`: the picture, its probabilities and its heatmap, written to `target` safely."""
-    from . import explain, plots
+    from .. import explain, plots
 
     explanation = explain.explain_predictions(model, pixels[None])
     figure = plots.display_picture_prediction(pixels, explanation.probabilities[0], explanation.heatmaps[0])
@@ -677,7 +679,7 @@ def _picture_errors() -> tuple:
 def _picture_for(path: str, height: int, width: int):
     """A picture file as float32 pixels [height, width, 3]: crop-filled to a square of the longer
     side, then center-cropped to the model's shape (the same as `load_picture` for square models)."""
-    from .pictures import load_picture
+    from ..pictures import load_picture
 
     side = max(height, width)
     pixels = load_picture(path, side, notes=_note)
@@ -703,9 +705,9 @@ def _info(args) -> int:
     import keras
     import tensorflow as tf
 
-    from .accelerator import detect_accelerator
-    from .data import data_pattern
-    from .model import resolve_weights
+    from ..accelerator import detect_accelerator
+    from ..data import data_pattern
+    from ..model import resolve_weights
 
     print(f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}")
     try:
@@ -726,7 +728,7 @@ def _load_model(path: str):
     Keras does not rebuild the optimizer and warn that it skips its saved variables)."""
     import keras
 
-    from . import model  # noqa: F401  (registers the course's layers: FeatureSquareRoot, ClassProbabilities)
+    from .. import model  # noqa: F401  (registers the course's layers: FeatureSquareRoot, ClassProbabilities)
     from .modelfile import check_runs_no_outside_code
 
     _check_model_file(path)

@@ -18,9 +18,9 @@ from typing import List, Optional, Sequence
 
 import keras
 
-from .errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
 from .files import remove_stale_partials, write_text_atomically
-from .messages import say, say_n
+from ..messages import say, say_n
 
 INTERRUPTED_RESUMABLE = "stopped by {signal}; run the same command again to resume from '{backup}'."
 INTERRUPTED_FRESH = "stopped by {signal} before the first epoch ended; run the same command again to start afresh."
@@ -130,8 +130,8 @@ def inputs(args, names: Sequence[str], shards: Sequence[str]) -> dict:
     """Every input of `train` that changes its result, by its real value: `args`' `names`, the data
     pattern and weights actually used (from the options or FLOWERS_TL_DATA / FLOWERS_TL_WEIGHTS),
     the shards (name and size), the weights file's size and the Keras backend."""
-    from .data import data_pattern, shard_ids
-    from .model import resolve_weights
+    from ..data import data_pattern, shard_ids
+    from ..model import resolve_weights
 
     settings = {name: getattr(args, name) for name in names}
     weights = resolve_weights(args.weights)
@@ -155,7 +155,7 @@ def check_unseen(model_path: str, seen: Optional[tuple], scored: Sequence[str], 
     `seen`: (training shard ids, validation shard ids) the model carries (`model.shards_of`),
     None for a model saved without them.
     """
-    from .data import shard_ids
+    from ..data import shard_ids
 
     if not seen:
         return

@@ -13,8 +13,8 @@ import json
 import zipfile
 from typing import Iterator, Optional, Tuple
 
-from .errors import ConfigError
-from .messages import say
+from ..errors import ConfigError
+from ..messages import say
 
 CONFIG_NAME = "config.json"
 MAX_CONFIG_BYTES = 64 * 2**20  # a course model's config is about 100 kB
@@ -87,7 +87,7 @@ def _allowed(kind: str, module: Optional[str], registered: Optional[str]) -> boo
     """True for Keras' own classes, flowers_tl's registered layers and Keras' internal markers."""
     import keras
 
-    from . import model  # noqa: F401  (registers the course's layers)
+    from .. import model  # noqa: F401  (registers the course's layers)
 
     if module is None:
         return kind.startswith("__") and kind.endswith("__")

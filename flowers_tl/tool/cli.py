@@ -1,4 +1,4 @@
-"""The `flowers-tl` command line: train, evaluate, predict, convert, info.
+"""The `flowers-tl` command line: train, evaluate, predict, convert, download, info.
 
 Conventions: results go to stdout, notes and progress to stderr. Exit status 0 on
 success, 1 when the command ran and failed (a `FlowersTLError`, printed as one line on
@@ -174,6 +174,14 @@ def _parser() -> argparse.ArgumentParser:
                          help="seed of the shuffle that spreads the classes over the shards (default 42)")
     convert.add_argument("--overwrite", action="store_true", help="replace shards already in --output")
     convert.set_defaults(run=_convert)
+
+    download = _command(commands, "download", "copy the course's shards and weights once, for offline work",
+                        "Copy the course's shards (or those of --data) and MobileNetV2's ImageNet weights into "
+                        "--output while online, then print the two export lines that point the course at the copy.")
+    download.add_argument("--output", required=True, help="folder for the shards and the weights file")
+    download.add_argument("--data", help="shard glob to copy, local or gs:// (default: the course bucket)")
+    download.add_argument("--weights", help="a local .h5 weights file to copy (default: download Keras' file)")
+    download.set_defaults(run=_download)
 
     info = _command(commands, "info", "versions, Keras backend and accelerator",
                     "Print the versions of Python, TensorFlow, Keras and JAX, the data pattern, the weights "
@@ -698,6 +706,14 @@ def _convert(args) -> int:
         report = convert.convert_tf_flowers(args.output, image_size=args.image_size,
                                             shards=args.shards, seed=args.seed, overwrite=args.overwrite)
     print(report)
+    return 0
+
+
+@_notes_on_stderr
+def _download(args) -> int:
+    from .download import download
+
+    print("\n".join(download(args.output, args.data, args.weights)), file=args.results)
     return 0
 
 

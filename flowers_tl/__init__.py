@@ -39,7 +39,7 @@ _NAMES = {  # name: the module that defines it, imported on first use
     "setup_notebook": "notebook_setup", "validation_accuracy": "scores", "class_name": "messages",
 }
 _MODULES = ("accelerator", "attempts", "data", "errors", "exercises", "explain", "fitting", "frozen",
-            "learner_errors", "messages", "model", "notebook_setup", "pace", "pictures", "plots", "quiet", "reading",
+            "learner_errors", "messages", "model", "notebook_setup", "online", "pace", "pictures", "plots", "quiet", "reading",
             "records", "rules", "scores", "solutions", "sources", "training", "tool")
 
 

@@ -4,10 +4,10 @@
 `Accelerator` whose `scope()` is where models are built, whatever the Keras
 backend:
 
-* TensorFlow backend: a TPU (`TPUStrategy`, local or named by `TPU_NAME`),
-  a cluster described by `TF_CONFIG` (`MultiWorkerMirroredStrategy`; the command line's wing,
-  `tool.cluster`, checks it and waits for the other workers), several GPUs or logical CPU
-  devices (`MirroredStrategy`), else the default strategy.
+* TensorFlow backend: a TPU (`TPUStrategy`, local or named by `TPU_NAME`), several GPUs or
+  logical CPU devices (`MirroredStrategy`), else the default strategy. A cluster of several
+  machines (`TF_CONFIG`, `MultiWorkerMirroredStrategy`) is the command line's:
+  `tool.cluster.choose_accelerator`.
 * JAX backend (`KERAS_BACKEND=jax`, e.g. today's Colab TPU runtime):
   `keras.distribution.DataParallel` over all JAX devices when there are several.
 """
@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import glob
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import keras
 
@@ -38,6 +38,9 @@ class Accelerator:
         strategy: the `tf.distribute.Strategy` (TensorFlow backend), else None.
         distribution: the `keras.distribution` object (JAX backend), else None.
         note: why a faster option was not used (empty when nothing failed).
+        fit_across_machines: for a cluster of several machines only, the training loop that
+            replaces Keras' `fit` there, `(model, TrainingRun) -> history`: the command line's
+            `tool.cluster.choose_accelerator` sets it (`tool.multiworker.fit_across_workers`).
     """
 
     kind: str
@@ -46,6 +49,7 @@ class Accelerator:
     strategy: Any = None
     distribution: Any = None
     note: str = ""
+    fit_across_machines: Optional[Callable] = None
 
     def scope(self):
         """Context manager under which models (and their variables) are built."""
@@ -86,12 +90,8 @@ def accelerator_scope(accelerator: Optional[Accelerator]):
 
 
 def is_multi_worker(accelerator) -> bool:
-    """True when training spans several machines: a MultiWorkerMirroredStrategy from TF_CONFIG."""
-    if accelerator is None or accelerator.backend != "tensorflow" or accelerator.strategy is None:
-        return False
-    import tensorflow as tf
-
-    return isinstance(accelerator.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    """True when training spans several machines (a cluster job of the command line)."""
+    return accelerator is not None and accelerator.fit_across_machines is not None
 
 
 def detect_accelerator(verbose: bool = True) -> Accelerator:
@@ -143,16 +143,6 @@ def _detect_tensorflow() -> Accelerator:
                                backend="tensorflow", strategy=strategy)
         except Exception as error:  # any failure: fall back, but say why
             note = f"TPU not used ({type(error).__name__}: {first_line(error, 200)}); falling back."
-
-    if os.environ.get("TF_CONFIG", "").strip():  # a cluster job: the tool's wing checks it and waits
-        from .tool import cluster
-
-        if cluster.cluster_size() > 1:
-            cluster.wait_for_workers()
-            strategy = tf.distribute.MultiWorkerMirroredStrategy()
-            kind = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
-            return Accelerator(kind=kind, replicas=strategy.num_replicas_in_sync,
-                               backend="tensorflow", strategy=strategy, note=note)
 
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:

@@ -81,7 +81,7 @@ def _local_imagenet_weights(height: int, width: int) -> Optional[str]:
     Keras would look only for its file of this size (`_192_` at 192 px) and fail offline; the 224
     weights load at any input size. Online, Keras downloads the file of this size as usual.
     """
-    from .tool import online
+    from . import online
 
     folder = _keras_models_folder()
     wanted, local = imagenet_file(height, width), os.path.join(folder, imagenet_file(224, 224))

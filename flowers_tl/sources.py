@@ -11,7 +11,7 @@ it; it sits above `data`.
 import sys
 from typing import List, Optional
 
-from . import data
+from . import data, online
 from .errors import DataError, OfflineWithoutData
 from .messages import say
 
@@ -27,8 +27,6 @@ def find_shards(pattern: Optional[str] = None) -> List[str]:
     pattern = data.data_pattern(pattern)
     if pattern != data.DEFAULT_DATA_PATTERN:
         return data.list_shards(pattern)
-    from .tool import convert, online  # the network probe and the converter: only for the course's default
-
     if online.is_online():
         try:
             return data.list_shards(pattern)
@@ -37,6 +35,8 @@ def find_shards(pattern: Optional[str] = None) -> List[str]:
     else:
         reason = "offline: no answer from storage.googleapis.com"
     print(say(BUCKET_UNUSABLE, bucket=pattern, reason=reason), file=sys.stderr)
+    from .tool import convert  # the command line's converter, loaded only for this fallback
+
     return convert.tf_flowers_shards()
 
 

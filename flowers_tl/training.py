@@ -12,7 +12,7 @@ same results within noise.
 
 `train` only chooses the path; each lives in its own module with one entry point
 taking `(model, TrainingRun)`: `fitting.fit_on_images`, `frozen.FrozenPart.fit` and
-`tool.multiworker.fit_across_workers` (several machines: the command line's wing).
+the accelerator's `fit_across_machines` (a cluster job of the command line: `tool.multiworker`).
 """
 
 import contextlib
@@ -90,10 +90,8 @@ def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10
     start = time.perf_counter()
     with flowers_data.reading(split.validation_shards + split.training_shards, run.image_size), \
             _learning_rate_kept(model.optimizer):
-        if is_multi_worker(accelerator):  # the command line's wing: a loop of its own (tool/multiworker.py)
-            from .tool.multiworker import fit_across_workers
-
-            history = fit_across_workers(model, run)
+        if is_multi_worker(accelerator):  # Keras' fit fails across machines: the cluster's own loop
+            history = accelerator.fit_across_machines(model, run)
         elif frozen:
             history = frozen.fit(model, run)
         else:

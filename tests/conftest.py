@@ -78,7 +78,7 @@ def _resolve():
     pattern, weights = _local_data()
     if pattern and weights:
         return pattern, weights, None
-    from flowers_tl.tool import online
+    from flowers_tl import online
 
     if not online.is_online():
         return None, None, NO_REAL_DATA.format(tried="the variables, ../shared/data, and the network (offline)")

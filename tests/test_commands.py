@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from conftest import jpeg_bytes, write_shard
-from flowers_tl import accelerator, data
+from flowers_tl import data
 from flowers_tl.tool import cli, cluster
 from flowers_tl.errors import ConfigError, DataError
 from test_bad_inputs import assert_clean_error, cli_error, run_cli, small_shards
@@ -305,7 +305,7 @@ def test_a_full_disk_during_train_is_named_and_leaves_no_partial_file(tmp_path):
 def test_a_malformed_tf_config_is_refused_by_name(monkeypatch, tf_config, problem):
     monkeypatch.setenv("TF_CONFIG", tf_config)
     with pytest.raises(ConfigError) as raised:
-        accelerator.detect_accelerator(verbose=False)
+        cluster.choose_accelerator(verbose=False)
     assert str(raised.value).startswith(f"TF_CONFIG {problem}") and "unset TF_CONFIG" in str(raised.value)
 
 

@@ -21,8 +21,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from flowers_tl import data, sources
-from flowers_tl.tool import convert, online
+from flowers_tl import data, online, sources
+from flowers_tl.tool import convert
 from flowers_tl.data import CLASSES
 from flowers_tl.errors import ConfigError, DataError, OutputExistsError
 from flowers_tl.pictures import crop_fill, to_rgb

@@ -111,7 +111,7 @@ def test_train_offline_without_data_names_both_variables_in_seconds(tmp_path):
 
 def test_the_network_probe_answers_in_seconds():
     """`online.is_online` on this machine, as it is (online or not): an answer within its timeout."""
-    code, out, err = run(sys.executable, "-c", "import time; from flowers_tl.tool import online; t = time.monotonic(); "
+    code, out, err = run(sys.executable, "-c", "import time; from flowers_tl import online; t = time.monotonic(); "
                          "print(online.is_online(), online.is_online(), round(time.monotonic() - t, 2))",
                          env={"FLOWERS_TL_OFFLINE": ""})
     assert code == 0, err
@@ -296,7 +296,7 @@ def test_the_record_format_is_the_ground_floor_and_there_is_no_circle():
     assert graph["records"] == set()  # the ground floor: it imports no module of the package
     assert "records" in graph["data"] and "records" in graph["tool.convert"]
     assert not {"tool.convert", "sources"} & graph["data"]  # listing shards never fetches a data set
-    for start in ("records", "tool.online", "data", "tool.convert", "sources", "tool.cli"):  # data's floors, the CLI
+    for start in ("records", "online", "data", "tool.convert", "sources", "tool.cli"):  # data's floors, the CLI
         seen, todo = set(), [start]
         while todo:
             for imported in graph[todo.pop()] & set(graph) - {"__init__"}:  # the package imports lazily
@@ -307,12 +307,12 @@ def test_the_record_format_is_the_ground_floor_and_there_is_no_circle():
 
 
 def test_the_course_modules_load_the_tool_wing_only_where_a_notebook_never_goes():
-    """No module of the course imports `flowers_tl.tool` when it is imported: only inside the functions of
-    the tf_flowers fallback, a cluster job and offline weights (tool/__init__.py lists them)."""
+    """No module of the course imports `flowers_tl.tool` when it is imported; one does inside a function:
+    `sources`, for the tf_flowers fallback (and `__main__`, which is `python -m flowers_tl`, the command line)."""
     at_import = {name: {module for module in imported if module.startswith("tool")}
                  for name, imported in package_imports(top_level_only=True).items()
                  if not name.startswith("tool") and name != "__main__"}  # `python -m flowers_tl` is the command line
     assert not {name: modules for name, modules in at_import.items() if modules}
     anywhere = {name for name, imported in package_imports().items()
                 if not name.startswith("tool") and any(module.startswith("tool") for module in imported)}
-    assert anywhere == {"accelerator", "model", "sources", "training", "__main__"}
+    assert anywhere == {"sources", "__main__"}

@@ -1,7 +1,7 @@
 """Training beyond one machine: MultiWorkerMirroredStrategy driven by TF_CONFIG.
 
-Two worker processes on 127.0.0.1 (free ports, bounded run time) each call
-`detect_accelerator()`, which reads TF_CONFIG and picks MultiWorkerMirroredStrategy,
+Two worker processes on 127.0.0.1 (free ports, bounded run time) each call the command line's
+`tool.cluster.choose_accelerator()`, which reads TF_CONFIG and picks MultiWorkerMirroredStrategy,
 and train the course model on real shards with `train()`, which runs its own
 training loop there (Keras 3's `model.fit` fails under that strategy). Each worker
 reads its own training shard; gradients are summed over both workers at every
@@ -28,11 +28,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 import flowers_tl as ftl
+from flowers_tl.tool import cluster
 from flowers_tl.training import train
 
 out, pattern, image_size = sys.argv[1], sys.argv[2], int(sys.argv[3])
 index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
-accelerator = ftl.detect_accelerator()
+accelerator = cluster.choose_accelerator()
 split = ftl.split_shards(pattern, validation_shards=1)
 shards_read = []
 read_training_shards = ftl.data.get_training_dataset

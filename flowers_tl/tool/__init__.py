@@ -5,10 +5,10 @@
 * `files`: files written whole or not at all, output folders claimed, runs stopped cleanly;
 * `runs`: a train run's output folder, its resume and log, the shards a model has seen;
 * `modelfile`: what a model file may hold before it is loaded;
-* `online`: is the internet there, asked once;
+* `download`: the course's shards and weights copied once, for offline work;
 * `cluster` and `multiworker`: TF_CONFIG checked, the wait for the other workers, and training
-  across machines.
+  across machines (`cluster.choose_accelerator`, the command line's `detect_accelerator`).
 
-The course's modules import from here only where a notebook never goes: the tf_flowers
-fallback (`sources`), a cluster job (`accelerator`, `training`) and offline weights (`model`).
+One course module imports from here, and only inside the function that needs it: `sources`,
+when the course bucket cannot be used and tf_flowers is converted instead.
 """

@@ -245,14 +245,14 @@ def _train(args) -> int:
 
 
 def _run_train(args) -> int:
-    from .. import accelerator as acc, data, model as flowers_model, sources
-    from . import runs
+    from .. import data, model as flowers_model, sources
+    from . import cluster, runs
 
     model_path = os.path.join(args.output, "model.keras")
     if os.path.exists(model_path) and not args.overwrite:
         raise OutputExistsError(f"'{model_path}' exists; pass --overwrite to replace it, "
                                 "or choose another --output folder")
-    accelerator = acc.detect_accelerator()
+    accelerator = cluster.choose_accelerator()
     split = sources.split_shards(args.data, args.validation_shards)
     classes = data.class_names(split.validation_shards + split.training_shards)
     photos_per_step = accelerator.global_batch_size(args.batch_size)
@@ -721,7 +721,7 @@ def _info(args) -> int:
     import keras
     import tensorflow as tf
 
-    from ..accelerator import detect_accelerator
+    from .cluster import choose_accelerator
     from ..data import data_pattern
     from ..model import resolve_weights
 
@@ -734,7 +734,7 @@ def _info(args) -> int:
         print("JAX not installed")
     print(f"Data pattern: {data_pattern()}")
     print(f"Weights: {os.environ.get('FLOWERS_TL_WEIGHTS') or 'imagenet'}")
-    detect_accelerator()
+    choose_accelerator()
     resolve_weights()  # fails early, with a clear message, on a missing weights file
     return 0
 

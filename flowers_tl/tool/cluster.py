@@ -1,7 +1,9 @@
-"""A cluster job's TF_CONFIG, checked, and the bounded wait for its other workers.
+"""A cluster job: TF_CONFIG checked, the bounded wait for the other workers, and its accelerator.
 
-The command line's wing: `accelerator.detect_accelerator` imports this module only when TF_CONFIG
-is set, before it starts TensorFlow's MultiWorkerMirroredStrategy (docs/running_everywhere.md).
+`choose_accelerator()` is what the command line calls instead of `detect_accelerator()`: when
+TF_CONFIG names several machines, it checks TF_CONFIG, waits for the other workers, and returns
+an `Accelerator` over TensorFlow's MultiWorkerMirroredStrategy that trains with
+`multiworker.fit_across_workers` (docs/running_everywhere.md); otherwise the course's own choice.
 """
 
 import contextlib
@@ -9,6 +11,7 @@ import json
 import os
 from typing import Optional
 
+from ..accelerator import Accelerator, detect_accelerator
 from ..errors import ConfigError
 from ..messages import say
 
@@ -170,3 +173,24 @@ def _listening(address: str):
         yield
     finally:
         server.close()
+
+
+def choose_accelerator(verbose: bool = True) -> Accelerator:
+    """The accelerator of this run: a cluster's when TF_CONFIG names several machines (TensorFlow
+    backend), else `detect_accelerator()`. A malformed TF_CONFIG is refused by name."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow" or cluster_size() <= 1:
+        return detect_accelerator(verbose)
+    import tensorflow as tf
+
+    from .multiworker import fit_across_workers
+
+    wait_for_workers()
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    accelerator = Accelerator(kind="GPU" if tf.config.list_physical_devices("GPU") else "CPU",
+                              replicas=strategy.num_replicas_in_sync, backend="tensorflow", strategy=strategy,
+                              fit_across_machines=fit_across_workers)
+    if verbose:
+        print(accelerator.describe())
+    return accelerator

@@ -42,7 +42,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .. import rules
 
-from . import online
+from .. import online
 from ..errors import ConfigError, DataError, OfflineWithoutData, OutputExistsError, first_line
 from .files import (OutputClaim, interrupt_on_signals, make_output_folder, publish, remove_stale_partials,
                     write_text_atomically)

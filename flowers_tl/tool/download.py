@@ -15,7 +15,7 @@ from typing import List, Optional
 
 from ..errors import DataError
 from ..messages import say, say_n
-from . import online
+from .. import online
 from .files import OutputClaim, make_output_folder, written_atomically
 
 WEIGHTS_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"

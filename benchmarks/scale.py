@@ -209,11 +209,12 @@ def main() -> int:
         return 0
 
     path = os.path.join(args.output, f"{args.name}.json")
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")  # rows measured together
     rows = []
     for size in args.sizes:
         made = run_in_child("make", size, args) if size != COURSE_PHOTOS else {}
         for place in args.places:
-            row = {"date": datetime.date.today().isoformat(), "place_asked": place,
+            row = {"run_started": started, "place_asked": place,
                    **run_in_child("train", size, args, place)}
             row.update({key: value for key, value in made.items() if key.startswith("make")})
             rows.append(row)

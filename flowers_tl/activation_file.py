@@ -1,18 +1,19 @@
 """Where the fast path keeps its activations: in memory, or in a file on disk when they would not fit.
 
 At 224 px one photo's activations after MobileNetV2 take 125 KB (7x7x1280 float16): 100,000
-photos need 12 GB. `place_for(size)` is the one rule that chooses: memory when the activations
+photos need 12.5 GB. `place_for(size, images)` is the one rule that chooses: memory when the activations
 take at most a third of the memory this process can still use (`memory.available_memory`: free
 memory, cgroup, `ulimit -v` and `ulimit -d`), else disk. The variable FLOWERS_TL_ACTIVATIONS
 (`auto`, `memory` or `disk`) forces a place, for tests and benchmarks.
 
-On disk the activations are one .npy file (numpy's format: `np.load(path, mmap_mode="r")` reads
-it) in a private folder (mode 0700) under the system's temporary folder ($TMPDIR) or a folder
-the caller names (`ActivationFolder`). The file is written batch by batch during the pass over
-the photos and read batch by batch while training, with plain reads and writes rather than a
-memory map: a mapped file counts towards `ulimit -v` and the process's resident memory, so a
-12 GB map would be refused where the disk is needed most. `ActivationFolder.remove()` deletes
-the folder, and so does the end of the process.
+On disk the activations are two .npy files, training and validation (numpy's format:
+`np.load(path, mmap_mode="r")` reads them), in a private folder (mode 0700) under the system's
+temporary folder ($TMPDIR) or a folder the caller names (`ActivationFolder`). They are written
+batch by batch during the pass over the photos and read batch by batch while training, with
+plain reads and writes rather than a memory map: a mapped file counts towards `ulimit -v` and
+the process's resident memory, so a 12 GB map would be refused where the disk is needed most.
+`ActivationFolder.remove()` deletes the folder, and so does the end of the process (a process
+killed with SIGKILL leaves it behind, in the temporary folder).
 """
 
 import copy

@@ -33,8 +33,9 @@ from .messages import say
 
 PLACE_ENV_VARIABLE = "FLOWERS_TL_ACTIVATIONS"
 PLACES = ("auto", "memory", "disk")
-# In memory, training holds the activations twice (the numpy array and the TensorFlow copy it
-# gathers batches from), and TensorFlow, the model and the batches need the rest.
+# In memory the fast path holds the activations three times at its peak (the batches of the
+# pass, their concatenation, and TensorFlow's copy that training gathers from): measured at
+# 20,000 photos, 2.39 GB of activations raised the peak resident memory by 7.21 GB.
 MEMORY_SHARE = 1 / 3
 FOLDER_PREFIX = "flowers_tl_activations-"
 DTYPE = np.float16

@@ -161,23 +161,22 @@ def run_in_child(step: str, size: int, args, place: str = "auto") -> dict:
     return row
 
 
-def earlier_rows(path: str, rows: list) -> list:
-    """The rows of an earlier results file for the sizes and places not run now: each size can be run
-    alone (the largest take minutes each on 2 cores), and the file gathers them."""
+def earlier_rows(path: str) -> list:
+    """The rows of earlier runs in the results file: each size can be run alone (the largest
+    take minutes each on 2 cores) and the file gathers every run; `run_started` tells which
+    rows were measured together, the only ones whose ratios mean much on a shared machine."""
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8") as handle:
-        earlier = json.load(handle)["runs"]
-    done = {(row["photos"], row["place_asked"]) for row in rows}
-    return [row for row in earlier if (row["photos"], row["place_asked"]) not in done]
+        return json.load(handle)["runs"]
 
 
 def print_table(rows: list) -> None:
-    print("| photos | cache asked | made/s | feature pass photos/s | head photos/s (x epochs) | cache | cache MB "
-          "| shards MB | peak RSS MB | val acc |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| run started | photos | cache asked | made/s | feature pass photos/s | head photos/s (x epochs) "
+          "| cache | cache MB | shards MB | peak RSS MB | val acc |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['photos']} | {row['place_asked']} | {row.get('make_photos_per_s', '-')} "
+        print(f"| {row['run_started']} | {row['photos']} | {row['place_asked']} | {row.get('make_photos_per_s', '-')} "
               f"| {row['feature_photos_per_s']} "
               f"| {row['head_photos_per_s']} ({row['epochs']}) | {row['cache']} | {row['cache_mb']} "
               f"| {row['shards_mb']} | {row['peak_rss_mb']} | {row['final_val_accuracy']} |")
@@ -219,7 +218,8 @@ def main() -> int:
             row.update({key: value for key, value in made.items() if key.startswith("make")})
             rows.append(row)
             print(json.dumps(rows[-1]), flush=True)
-    rows = sorted(earlier_rows(path, rows) + rows, key=lambda row: (row["photos"], row["place_asked"]))
+    rows = sorted(earlier_rows(path) + rows,
+                  key=lambda row: (row["photos"], row["place_asked"], row["run_started"]))
     os.makedirs(args.output, exist_ok=True)
     report = {"machine": machine(), "image_size": 224, "head": "flatten", "batch_size": 64, "runs": rows}
     with open(path, "w", encoding="utf-8") as handle:

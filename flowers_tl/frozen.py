@@ -7,7 +7,8 @@ block (`cut_points`: where a single tensor flows, such as `block_12_add`). It sp
 the model there into `lower` and `upper`, both made of the model's own layers.
 `ActivationCache` runs `lower` once over the photos and keeps its outputs as float16
 (`ACTIVATIONS`: one entry, alive as long as the Python process or notebook kernel,
-replaced when another frozen part or split comes, freed by `ACTIVATIONS.clear()`).
+replaced when another frozen part or split comes, freed by `ACTIVATIONS.clear()`),
+in memory, or in a file on disk when they would not fit (`activation_file`).
 `FrozenPart.fit` trains `upper` on them: the one entry point `training.train` calls.
 """
 
@@ -20,6 +21,7 @@ from typing import List, Optional, Tuple
 import keras
 import numpy as np
 
+from . import activation_file
 from . import data as flowers_data
 from .accelerator import accelerator_scope
 from .errors import DataError
@@ -39,17 +41,20 @@ NO_IMAGE_FOR_FEATURES = ("no image to compute features for: the shards are empty
 
 
 class ActivationCache:
-    """The activations of one frozen part over one split, kept in memory between trainings.
+    """The activations of one frozen part over one split, kept between trainings.
 
     Notebook cells that train several heads on the same frozen backbone (Flatten,
     GlobalAveragePooling, an extra Dense layer) then skip the backbone entirely.
     One entry at a time (a few hundred MB of float16): a new frozen part or split
-    replaces it, and `clear()` frees it.
+    replaces it, and `clear()` frees it. Activations too big for the memory left go
+    to a file in a private folder under `folder` (default: the system's temporary folder).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Optional[str] = None) -> None:
+        self.folder = folder
         self._key = None
         self._arrays = None
+        self._disk: Optional[activation_file.ActivationFolder] = None
 
     def get(self, lower: keras.Model, split: flowers_data.DataSplit, image_size, verbose: int = 0):
         """(training activations, labels, validation activations, labels) of `lower`.
@@ -66,14 +71,15 @@ class ActivationCache:
             # The two sets are batched apart, so each may end with a part batch: count them apart.
             batches = (math.ceil(split.training_images / ACTIVATION_BATCH_SIZE)
                        + math.ceil(split.validation_images / ACTIVATION_BATCH_SIZE))
+            self._disk = self._folder_if_too_big(lower, images)
             progress = keras.utils.Progbar(batches, verbose=verbose, unit_name="batch") if verbose else None
             train_x, train_y = extract_features(
                 lower, flowers_data.load_dataset(split.training_shards, image_size, ordered=True,
                                                  exclude_shards=split.validation_shards),
-                ACTIVATION_BATCH_SIZE, progress)
+                ACTIVATION_BATCH_SIZE, progress, self._new_file("training.npy", lower, split.training_images))
             val_x, val_y = extract_features(
                 lower, flowers_data.load_dataset(split.validation_shards, image_size, ordered=True),
-                ACTIVATION_BATCH_SIZE, progress)
+                ACTIVATION_BATCH_SIZE, progress, self._new_file("validation.npy", lower, split.validation_images))
             done = math.ceil(len(train_y) / ACTIVATION_BATCH_SIZE) + math.ceil(len(val_y) / ACTIVATION_BATCH_SIZE)
             if progress is not None and done < progress.target:  # duplicates left out of training
                 progress.target = done
@@ -81,9 +87,33 @@ class ActivationCache:
             self._key, self._arrays = key, (train_x, train_y, val_x, val_y)
         return self._arrays
 
+    @property
+    def folder_on_disk(self) -> Optional[str]:
+        """The private folder that holds the activations when they are on disk, else None."""
+        return self._disk.path if self._disk is not None else None
+
     def clear(self) -> None:
-        """Free the memory."""
+        """Free the memory, and delete the file of activations kept on disk."""
         self._key = self._arrays = None
+        if self._disk is not None:
+            self._disk.remove()
+            self._disk = None
+
+    def _folder_if_too_big(self, lower: keras.Model, images: int) -> Optional[activation_file.ActivationFolder]:
+        """A private folder for the activations of `images` photos when memory cannot hold them
+        (`activation_file.place_for` decides), else None; the one line that says so."""
+        size = images * int(np.prod(lower.output_shape[1:])) * np.dtype(np.float16).itemsize
+        if activation_file.place_for(size, images) == "memory":
+            return None
+        folder = activation_file.ActivationFolder(size, images, self.folder)
+        activation_file.tell_on_disk(folder, size, images)
+        return folder
+
+    def _new_file(self, name: str, lower: keras.Model, capacity: int) -> Optional[activation_file.ActivationFile]:
+        """A file for `capacity` photos' activations when they go to disk, else None (memory)."""
+        if self._disk is None:
+            return None
+        return self._disk.new_file(name, lower.output_shape[1:], capacity)
 
 
 ACTIVATIONS = ActivationCache()  # the course's one cache, shared by every `train()` of the session
@@ -199,20 +229,29 @@ class FrozenPart:
 
 
 def extract_features(extractor: keras.Model, dataset, batch_size: int,
-                     progress: Optional[keras.utils.Progbar] = None) -> Tuple[np.ndarray, np.ndarray]:
+                     progress: Optional[keras.utils.Progbar] = None,
+                     into: Optional[activation_file.ActivationFile] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Run `extractor` once over an unbatched (image, label) dataset; float16 outputs, int labels.
 
-    `progress`, when given, advances by one for each batch.
+    `progress`, when given, advances by one for each batch. `into`, when given, receives the
+    outputs batch by batch and is returned in their place (memory holds one batch at a time).
     """
     features: List[np.ndarray] = []
     labels: List[np.ndarray] = []
     for images, batch_labels in dataset.batch(batch_size).as_numpy_iterator():
-        features.append(predict_batch(extractor, images, batch_size).astype(np.float16))
+        outputs = predict_batch(extractor, images, batch_size).astype(np.float16)
+        if into is None:
+            features.append(outputs)
+        else:
+            into.write(outputs)
         labels.append(batch_labels)
         if progress is not None:
             progress.add(1)
-    if not features:
+    if not labels:
         raise DataError(say(NO_IMAGE_FOR_FEATURES))
+    if into is not None:
+        into.finish()
+        return into, np.concatenate(labels)
     return np.concatenate(features), np.concatenate(labels)
 
 
@@ -243,29 +282,34 @@ def _weights_fingerprint(extractor: keras.Model) -> str:
     return digest.hexdigest()
 
 
-def activation_batches(activations: np.ndarray, labels: np.ndarray, batch_size: int,
-                       shuffle: bool = False, flip: bool = False):
-    """Batches of float32 activations from a float16 array, without a float32 copy of the whole array.
+def activation_batches(activations, labels: np.ndarray, batch_size: int, shuffle: bool = False, flip: bool = False):
+    """Batches of float32 activations from float16 ones, without a float32 copy of them all.
 
-    `flip` mirrors each example's activation map left-right at random (as a flipped
-    photo would be): only maps with a width (rank 4) can be flipped.
+    `activations`: an array (in memory: `shuffle` mixes the photos anew each epoch) or an
+    `activation_file.ActivationFile` (on disk: `shuffle` mixes the order of its batches of
+    neighbouring photos anew each epoch, and one batch at a time is read). `flip` mirrors each
+    example's activation map left-right at random (as a flipped photo would be): only maps with
+    a width (rank 4) can be flipped.
     """
     import tensorflow as tf
 
-    table = tf.constant(activations)
-    classes = tf.constant(labels)
-    indices = tf.data.Dataset.range(len(labels))
-    if shuffle:
-        indices = indices.shuffle(len(labels), reshuffle_each_iteration=True)
+    if isinstance(activations, activation_file.ActivationFile):
+        batches = activations.batches(labels, batch_size, shuffle)
+    else:
+        table, classes = tf.constant(activations), tf.constant(labels)
+        indices = tf.data.Dataset.range(len(labels))
+        if shuffle:
+            indices = indices.shuffle(len(labels), reshuffle_each_iteration=True)
+        batches = indices.batch(batch_size).map(lambda index: (tf.gather(table, index), tf.gather(classes, index)))
 
-    def gather(index):
-        batch = tf.cast(tf.gather(table, index), tf.float32)
+    def as_float32(batch, batch_labels):
+        batch = tf.cast(batch, tf.float32)
         if flip and activations.ndim == 4:
             mirrored = tf.random.uniform([tf.shape(batch)[0], 1, 1, 1]) < 0.5
             batch = tf.where(mirrored, tf.reverse(batch, axis=[2]), batch)
-        return batch, tf.gather(classes, index)
+        return batch, batch_labels
 
-    return indices.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return batches.map(as_float32, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def whole_batches(features: np.ndarray, labels: np.ndarray, multiple: int):

@@ -14,6 +14,7 @@ import keras
 from .accelerator import accelerator_scope
 from .data import CLASSES, image_size_pair
 from .errors import ConfigError, WeightsError, first_line
+from .memory import available_memory
 from .messages import say
 from . import rules
 from .records import DEFAULT_IMAGE_SIZE
@@ -106,111 +107,26 @@ def load_backbone(image_size=DEFAULT_IMAGE_SIZE, weights: Optional[str] = None) 
     return backbone
 
 
-def check_memory(image_size, photos_per_step: int, cached_images: int = 0) -> None:
-    """ConfigError when one training step (and the fast path's cached activations) cannot fit in memory.
+def check_memory(image_size, photos_per_step: int) -> None:
+    """ConfigError when one training step cannot fit in memory.
 
-    An estimate (TRAINING_BYTES_PER_PIXEL per input pixel, 2 bytes per cached activation of
-    MobileNetV2's last 1280 channels at 1/32 of the size) against the memory available now,
+    An estimate (TRAINING_BYTES_PER_PIXEL per input pixel) against the memory available now,
     so `train --batch-size 100000000 --no-fast` is refused with the largest batch that fits
     instead of aborting with std::bad_alloc. `photos_per_step`: the photos MobileNetV2 sees at
     once (the global batch on photos; the fast path's feature pass uses a small fixed batch).
-    `cached_images`: photos whose activations the fast path keeps.
+    The fast path's cached activations need no room here: too big for memory, they go to disk
+    (`activation_file`).
     """
     height, width = image_size_pair(image_size)
     per_image = height * width * TRAINING_BYTES_PER_PIXEL
-    cached = cached_images * -(-height // 32) * -(-width // 32) * 1280 * 2
-    needed, available = photos_per_step * per_image + cached, _available_memory()
+    needed, available = photos_per_step * per_image, available_memory()
     if available is None or needed <= available:
         return
-    fits = max(0, (available - cached) // per_image)
+    fits = max(0, available // per_image)
     advice = (f"use --batch-size {fits} or less (the course uses 64)" if 0 < fits < photos_per_step else
               "use a smaller --image-size (the course uses 192)")
-    kept = f" and the activations of {cached_images} photos kept" if cached_images else ""
-    raise ConfigError(f"training at {height}x{width} with {photos_per_step} photos per step{kept} needs about "
+    raise ConfigError(f"training at {height}x{width} with {photos_per_step} photos per step needs about "
                       f"{needed / 2**30:.1f} GiB of memory, and {available / 2**30:.1f} GiB is available: {advice}.")
-
-
-def _available_memory() -> Optional[int]:
-    """Bytes this process can still use: the smallest of what the machine has free (MemAvailable),
-    what its cgroup allows (a container's or a job's limit, less its usage) and what `ulimit -v`
-    (RLIMIT_AS) leaves of its address space; all physical memory when none is known; None if unknown.
-
-    A limit the check ignored let a run start and end in a segmentation fault with no message.
-    """
-    known = [memory for memory in (_free_memory(), _cgroup_memory_left(), _address_space_left())
-             if memory is not None]
-    if known:
-        return min(known)
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _proc_value(path: str, key: str) -> Optional[int]:
-    """The kB value of `key:` in a /proc file such as /proc/meminfo, in bytes (None if absent)."""
-    try:
-        with open(path, encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def _free_memory() -> Optional[int]:
-    """Linux's MemAvailable: what the machine can give without swapping."""
-    return _proc_value("/proc/meminfo", "MemAvailable")
-
-
-def _cgroup_memory_left() -> Optional[int]:
-    """The memory limit of this process's cgroup less its usage (v2 `memory.max` / `memory.current`,
-    v1 `memory.limit_in_bytes` / `memory.usage_in_bytes`); None where there is no limit.
-
-    The group's folder is looked for under the mount, else the mount itself is read (inside a
-    container the group's own limits are at the root).
-    """
-    try:
-        with open("/proc/self/cgroup", encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except OSError:
-        return None
-    left = []
-    for line in lines:
-        _, controllers, group = line.split(":", 2)
-        if not controllers:  # v2 (unified hierarchy), mounted alone or beside v1
-            mounts, names = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"), ("memory.max", "memory.current")
-        elif "memory" in controllers.split(","):
-            mounts, names = ("/sys/fs/cgroup/memory",), ("memory.limit_in_bytes", "memory.usage_in_bytes")
-        else:
-            continue
-        for folder in [os.path.join(mount, group.lstrip("/")) for mount in mounts] + list(mounts):
-            limit, usage = (_number_in(os.path.join(folder, name)) for name in names)
-            if limit is not None and usage is not None:
-                if limit < 2**60:  # v1 writes "no limit" as about 2**63
-                    left.append(max(0, limit - usage))
-                break
-    return min(left) if left else None
-
-
-def _number_in(path: str) -> Optional[int]:
-    """The integer a cgroup file holds (None for 'max', a missing or unreadable file)."""
-    try:
-        with open(path, encoding="ascii") as handle:
-            return int(handle.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _address_space_left() -> Optional[int]:
-    """What `ulimit -v` (RLIMIT_AS) leaves of this process's address space (None when unlimited)."""
-    import resource
-
-    limit, _ = resource.getrlimit(resource.RLIMIT_AS)
-    if limit == resource.RLIM_INFINITY:
-        return None
-    return max(0, limit - (_proc_value("/proc/self/status", "VmSize") or 0))
 
 
 def _weights_error(weights: Optional[str], error: Exception, size) -> WeightsError:

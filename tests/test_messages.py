@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from flowers_tl import (accelerator, data, exercises, explain, frozen, learner_errors, messages, model, notebook_setup,
-                        pace, pictures, plots, reading, rules, scores, sources, training)
+from flowers_tl import (accelerator, activation_file, data, exercises, explain, frozen, learner_errors, messages,
+                        model, notebook_setup, pace, pictures, plots, reading, rules, scores, sources, training)
 from flowers_tl.tool import cluster, convert, download, files, modelfile, runs
 
 RUSSIAN = messages.catalogue("ru")
@@ -20,7 +20,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 NOT_MESSAGES = {"FAST_ENV_VARIABLE", "SPARSE_LOSS", "RIGHT_COLOR", "WRONG_COLOR", "LANGUAGES",
                 "PARTIAL_PREFIX", "LOCK_NAME", "PARTIAL_SUFFIX", "CACHE_ENV_VARIABLE", "_DONE_FILE", "DOMAIN",
                 "CLASS_NAME_CONTEXT", "DEFAULT_DATA_PATTERN", "DATA_ENV_VARIABLE", "ACCURACY_NAMES",
-                "WEIGHTS_ENV_VARIABLE", "IMAGENET_FILE", "CONFIG_NAME", "OWN_MODULE", "WEIGHTS_FILE", "WEIGHTS_URL"}
+                "WEIGHTS_ENV_VARIABLE", "IMAGENET_FILE", "CONFIG_NAME", "OWN_MODULE", "WEIGHTS_FILE", "WEIGHTS_URL",
+                "PLACE_ENV_VARIABLE", "FOLDER_PREFIX"}
 PLURALS = (exercises.WRONG_EPOCHS, exercises.WRONG_STEPS, pace.PACE, *data.SHARDS_OF_PHOTOS.values(),
            data.VALIDATION_SHARDS_OUT_OF_RANGE, data.SHARDS_IN_FOLDER, convert.MORE_DUPLICATES, convert.STALE_PARTIALS,
            convert.FEWER_SHARDS, runs.TRAINED_ON_SCORED, runs.SCORES_TRAINED_ON, download.COPIED)
@@ -29,9 +30,9 @@ PLURALS = (exercises.WRONG_EPOCHS, exercises.WRONG_STEPS, pace.PACE, *data.SHARD
 def learner_facing():
     """{name: English text} of every message constant, exercise text and plot label."""
     found = {}
-    for module in (accelerator, exercises, frozen, learner_errors, pace, plots, messages, files, pictures, convert,
-                   sources, notebook_setup, scores, explain, data, model, training, rules, modelfile, runs, reading,
-                   cluster, download):
+    for module in (accelerator, activation_file, exercises, frozen, learner_errors, pace, plots, messages, files,
+                   pictures, convert, sources, notebook_setup, scores, explain, data, model, training, rules, modelfile,
+                   runs, reading, cluster, download):
         for name, value in vars(module).items():
             if name.isupper() and isinstance(value, str) and name not in NOT_MESSAGES:
                 found[f"{module.__name__}.{name}"] = value

@@ -260,8 +260,7 @@ def _run_train(args) -> int:
         from ..frozen import ACTIVATION_BATCH_SIZE
 
         photos_per_step = min(photos_per_step, ACTIVATION_BATCH_SIZE)
-    flowers_model.check_memory(args.image_size, photos_per_step,
-                               cached_images=split.training_images + split.validation_images if args.fast else 0)
+    flowers_model.check_memory(args.image_size, photos_per_step)
     print(f"Data: {data.data_pattern(args.data)}: {split}", file=sys.stderr)
     if classes != data.CLASSES:
         print(f"Classes: {', '.join(classes)} (read from the shards' labels)", file=sys.stderr)

@@ -29,30 +29,31 @@ import threading
 from typing import Iterator, Optional
 
 from .errors import DataError, OutputExistsError
-from .messages import say
+from .messages import N_, say
 
 PARTIAL_PREFIX = ".partial-"
 LOCK_NAME = ".flowers-tl.lock"
 
-FILE_PROBLEM = "'{path}': {reason}"
-NOT_REGULAR = "{kind}, not a regular file; it was not read"
-TOO_LARGE = "{size:.0f} MB, more than the {limit:.0f} MB allowed; it was not read"
-CANNOT_READ = "cannot be read: {reason}"
-CANNOT_WRITE = "cannot write '{path}': {reason}. Choose another output folder (one you can write to, with free space)."
-NOT_A_FOLDER = ("cannot use '{path}' as the output folder: {reason}. Give the path of a folder "
-                "(it is created if needed).")
-CLAIMED = ("'{path}' is being written by another run (process {pid}, lock file '{lock}'): wait for it to "
-           "finish or stop it (kill {pid}), or choose another output folder.")
+FILE_PROBLEM = N_("'{path}': {reason}")
+NOT_REGULAR = N_("{kind}, not a regular file; it was not read")
+TOO_LARGE = N_("{size:.0f} MB, more than the {limit:.0f} MB allowed; it was not read")
+CANNOT_READ = N_("cannot be read: {reason}")
+CANNOT_WRITE = N_("cannot write '{path}': {reason}. Choose another output folder (one you can write to, with free "
+                  "space).")
+NOT_A_FOLDER = N_("cannot use '{path}' as the output folder: {reason}. Give the path of a folder "
+                  "(it is created if needed).")
+CLAIMED = N_("'{path}' is being written by another run (process {pid}, lock file '{lock}'): wait for it to "
+             "finish or stop it (kill {pid}), or choose another output folder.")
 
-IS_A_FILE = "it is a file"
-PART_IS_A_FILE = "a part of that path is a file"
-LOOPS = "a symbolic link that loops back on itself"
-FIFO = "a FIFO (named pipe)"
-CHARACTER_DEVICE = "a character device"
-BLOCK_DEVICE = "a block device"
-SOCKET = "a socket"
-FOLDER = "a folder"
-OTHER_KIND = "something else"
+IS_A_FILE = N_("it is a file")
+PART_IS_A_FILE = N_("a part of that path is a file")
+LOOPS = N_("a symbolic link that loops back on itself")
+FIFO = N_("a FIFO (named pipe)")
+CHARACTER_DEVICE = N_("a character device")
+BLOCK_DEVICE = N_("a block device")
+SOCKET = N_("a socket")
+FOLDER = N_("a folder")
+OTHER_KIND = N_("something else")
 _KINDS = {stat.S_IFIFO: FIFO, stat.S_IFCHR: CHARACTER_DEVICE, stat.S_IFBLK: BLOCK_DEVICE,
           stat.S_IFSOCK: SOCKET, stat.S_IFDIR: FOLDER}
 

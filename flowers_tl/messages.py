@@ -43,7 +43,7 @@ _translations = gettext.NullTranslations()  # English: the msgid itself
 def catalogue(language: str) -> gettext.NullTranslations:
     """The gettext translations of `language` (English: none, the sentences are English)."""
     if language not in LANGUAGES:
-        raise ValueError(UNKNOWN_LANGUAGE.format(language=language, languages=", ".join(LANGUAGES)))
+        raise ValueError(say(UNKNOWN_LANGUAGE, language=language, languages=", ".join(LANGUAGES)))
     if language == "en":
         return gettext.NullTranslations()
     return gettext.translation(DOMAIN, LOCALE_FOLDER, languages=[language])

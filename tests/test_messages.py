@@ -165,6 +165,7 @@ def test_an_unmarked_raise_and_a_missing_translation_are_reported(tmp_path):
         def check(path):
             if not path:
                 raise DataError(f"no photo given: pass one, e.g. {path!r}")
+            print("Checking " + path, file=sys.stderr)
             raise DataError(say(UNTRANSLATED, path=path))
         """), encoding="utf-8")
     marked = extracted(tmp_path / "flowers_tl")
@@ -174,7 +175,8 @@ def test_an_unmarked_raise_and_a_missing_translation_are_reported(tmp_path):
     problems = translation_problems(marked, russian_entries())
     assert len(problems) == 2 and "upside down" in problems[0] and "picture left" in problems[1]
     assert unmarked_sentences(tmp_path / "flowers_tl") == [
-        "flowers_tl/tool/new_command.py:11: 'no photo given: pass one, e.g. '"]
+        "flowers_tl/tool/new_command.py:11: 'no photo given: pass one, e.g. '",
+        "flowers_tl/tool/new_command.py:12: 'Checking '"]
     upside_down = (None, "The photo '{path}' is upside down: turn it.")
     translated = {**russian_entries(), upside_down: "Фото «{file}» вверх ногами."}
     assert "other format fields" in translation_problems(marked, translated)[0]

@@ -16,6 +16,8 @@ from .data import CLASSES, image_size_pair
 from .errors import ConfigError, WeightsError, first_line
 from .messages import N_, say
 
+WEIGHTS_DO_NOT_FIT = N_("weights file '{path}' does not fit MobileNetV2 (alpha 1.0, no top): {first}. Use the no-top "
+                        "MobileNetV2 1.0 weights (…_1.0_224_no_top.h5).")
 SMALLER_BATCH = N_("use --batch-size {fits} or less (the course uses 64)")
 SMALLER_IMAGES = N_("use a smaller --image-size (the course uses 192)")
 TOO_LITTLE_MEMORY = N_("training at {height}x{width} with {photos} photos per step needs about {needed:.1f} GiB of "
@@ -226,9 +228,7 @@ def _weights_error(weights: Optional[str], error: Exception, size) -> WeightsErr
     if weights == "imagenet":
         return WeightsError(say(NO_IMAGENET_DOWNLOAD, first=first, variable=WEIGHTS_ENV_VARIABLE,
                                 local=imagenet_file(224, 224), wanted=imagenet_file(*size)))
-    return WeightsError(
-        f"weights file '{weights}' does not fit MobileNetV2 (alpha 1.0, no top): {first}. "
-        "Use the no-top MobileNetV2 1.0 weights (…_1.0_224_no_top.h5).")
+    return WeightsError(say(WEIGHTS_DO_NOT_FIT, path=weights, first=first))
 
 
 @keras.saving.register_keras_serializable(package="flowers_tl")

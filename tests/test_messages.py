@@ -104,18 +104,23 @@ def literal_words(node: ast.AST, shown_call: bool = True):
 
 
 def unmarked_sentences(folder: pathlib.Path) -> list:
-    """'file:line: text' of each literal with words that a `raise` or a print() shows without a mark."""
+    """'file:line: text' of each literal with words shown without a mark: by a `raise`, a print(), or an
+    exception made to be raised later (a call of a class whose name ends in Error)."""
     found = []
     for path in sorted(folder.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            name = getattr(getattr(node, "func", None), "id", getattr(getattr(node, "func", None), "attr", ""))
             if isinstance(node, ast.Raise) and node.exc is not None:
-                shown = [node.exc]
-            elif isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) in SHOWN_BY:
-                shown = node.args
+                shown, whole_call = [node.exc], True
+            elif isinstance(node, ast.Call) and name.endswith("Error"):
+                shown, whole_call = [node], True
+            elif isinstance(node, ast.Call) and name in SHOWN_BY:
+                shown, whole_call = node.args, False
             else:
                 continue
-            found += [f"{path.relative_to(folder.parent)}:{literal.lineno}: {literal.value!r}"
-                      for part in shown for literal in literal_words(part, shown_call=isinstance(node, ast.Raise))]
+            for literal in (literal for part in shown for literal in literal_words(part, shown_call=whole_call)):
+                line = f"{path.relative_to(folder.parent)}:{literal.lineno}: {literal.value!r}"
+                found += [line] if line not in found else []
     return found
 
 

@@ -15,8 +15,10 @@ call, `ftl.setup_notebook()`. Each name is imported from its module on first use
 import importlib
 
 from .errors import ConfigError, DataError, FlowersTLError, OutputExistsError, WeightsError
-from .messages import set_language
+from .messages import N_, say, set_language
 from .records import CLASSES
+
+NO_ATTRIBUTE = N_("module 'flowers_tl' has no attribute '{name}'")
 
 __version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
 
@@ -50,7 +52,7 @@ def __getattr__(name):
     elif name in _MODULES:
         value = importlib.import_module(f".{name}", __name__)
     else:
-        raise AttributeError(f"module 'flowers_tl' has no attribute '{name}'")
+        raise AttributeError(say(NO_ATTRIBUTE, name=name))
     globals()[name] = value
     return value
 

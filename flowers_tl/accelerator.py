@@ -21,10 +21,15 @@ from typing import Any, Callable, Optional
 import keras
 
 from .errors import first_line
-from .messages import say
+from .messages import N_, say
 
-ONE_REPLICA = "Running on {kind} with 1 replica (Keras backend: {backend})"
-REPLICAS = "Running on {kind} with {replicas} replicas (Keras backend: {backend})"
+BAD_BATCH_SIZE = N_("batch size must be a positive integer, got {value}")
+NO_DISTRIBUTION = N_("Keras backend '{backend}' has no distribution support here")
+NOTE = N_("Note: {note}")
+NO_TPU_DEVICE = N_("TPU system initialised but no TPU device is visible")
+TPU_NOT_USED = N_("TPU not used ({kind}: {problem}); falling back.")
+ONE_REPLICA = N_("Running on {kind} with 1 replica (Keras backend: {backend})")
+REPLICAS = N_("Running on {kind} with {replicas} replicas (Keras backend: {backend})")
 
 
 @dataclasses.dataclass
@@ -64,8 +69,7 @@ class Accelerator:
         if per_replica_batch_size < 1:
             from .errors import ConfigError
 
-            raise ConfigError(
-                f"batch size must be a positive integer, got {per_replica_batch_size}")
+            raise ConfigError(say(BAD_BATCH_SIZE, value=per_replica_batch_size))
         return per_replica_batch_size * self.replicas
 
     @property
@@ -107,10 +111,10 @@ def detect_accelerator(verbose: bool = True) -> Accelerator:
         accelerator = _detect_tensorflow()
     else:
         accelerator = Accelerator(kind="CPU", replicas=1, backend=backend,
-                                  note=f"Keras backend '{backend}' has no distribution support here")
+                                  note=say(NO_DISTRIBUTION, backend=backend))
     if verbose:
         if accelerator.note:
-            print(f"Note: {accelerator.note}")
+            print(say(NOTE, note=accelerator.note))
         print(accelerator.describe())
     return accelerator
 
@@ -142,7 +146,7 @@ def _detect_tensorflow() -> Accelerator:
             return Accelerator(kind="TPU", replicas=strategy.num_replicas_in_sync,
                                backend="tensorflow", strategy=strategy)
         except Exception as error:  # any failure: fall back, but say why
-            note = f"TPU not used ({type(error).__name__}: {first_line(error, 200)}); falling back."
+            note = say(TPU_NOT_USED, kind=type(error).__name__, problem=first_line(error, 200))
 
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
@@ -180,7 +184,7 @@ def _connect_tpu():
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     if not tf.config.list_logical_devices("TPU"):
-        raise RuntimeError("TPU system initialised but no TPU device is visible")
+        raise RuntimeError(say(NO_TPU_DEVICE))
     return tf.distribute.TPUStrategy(resolver)
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from .errors import ConfigError
 from .reading import reason_of
 from .memory import available_memory
-from .messages import say
+from .messages import N_, say
 
 PLACE_ENV_VARIABLE = "FLOWERS_TL_ACTIVATIONS"
 PLACES = ("auto", "memory", "disk")
@@ -40,17 +40,20 @@ MEMORY_SHARE = 1 / 3
 FOLDER_PREFIX = "flowers_tl_activations-"
 DTYPE = np.float16
 
-UNKNOWN_PLACE = "{variable}='{value}' is not a place for the activations: use one of {places}."
-NO_ROOM_ON_DISK = ("the activations of {images} photos take {size:.1f} GB, more than the memory left can hold, "
-                   "and '{folder}' has only {free:.1f} GB free: free some disk space, set TMPDIR to a folder on a "
-                   "larger disk, or use a smaller image size.")
-NO_ROOM_IN_MEMORY = ("{variable}=memory, but the activations of {images} photos take {size:.1f} GB and only "
-                     "{free:.1f} GB of memory is left: set {variable}=auto (or disk) to keep them on disk.")
-FOLDER_IS_A_LINK = ("'{folder}' is a symbolic link: the activations are not written through it. "
-                    "Give the folder's real path.")
-CANNOT_WRITE_ACTIVATIONS = "cannot write the activations into '{folder}': {reason}."
-ON_DISK = ("Note: the activations of {images} photos ({size:.2f} GB) are kept on disk in '{folder}', "
-           "not in memory ({free:.2f} GB left); the file is removed at exit.")
+UNKNOWN_PLACE = N_("{variable}='{value}' is not a place for the activations: use one of {places}.")
+NO_ROOM_ON_DISK = N_("the activations of {images} photos take {size:.1f} GB, more than the memory left can hold, "
+                     "and '{folder}' has only {free:.1f} GB free: free some disk space, set TMPDIR to a folder on a "
+                     "larger disk, or use a smaller image size.")
+NO_ROOM_IN_MEMORY = N_("{variable}=memory, but the activations of {images} photos take {size:.1f} GB and only "
+                       "{free:.1f} GB of memory is left: set {variable}=auto (or disk) to keep them on disk.")
+FOLDER_IS_A_LINK = N_("'{folder}' is a symbolic link: the activations are not written through it. "
+                      "Give the folder's real path.")
+CANNOT_WRITE_ACTIVATIONS = N_("cannot write the activations into '{folder}': {reason}.")
+HEADER_CHANGED = N_("the header of '{path}' changed length")
+FILE_ENDED = N_("'{path}' ended after {got} of {wanted} bytes")
+ONLY_FIRST_ROWS = N_("an ActivationFile gives only its first rows: activations[:count]")
+ON_DISK = N_("Note: the activations of {images} photos ({size:.2f} GB) are kept on disk in '{folder}', "
+             "not in memory ({free:.2f} GB left); the file is removed at exit.")
 
 
 def chosen_place() -> str:
@@ -134,7 +137,7 @@ class ActivationFile:
     def finish(self) -> None:
         """Make the file's header say how many rows were written, and free the unwritten rest."""
         if self._write_header(self.rows) != self._data_offset:  # numpy leaves room for a longer shape
-            raise ValueError(f"the header of '{self.path}' changed length")
+            raise ValueError(say(HEADER_CHANGED, path=self.path))
         os.ftruncate(self._descriptor, self._data_offset + self.nbytes)
 
     def read(self, start: int, stop: int) -> np.ndarray:
@@ -144,7 +147,7 @@ class ActivationFile:
         wanted = batch.nbytes
         got = os.preadv(self._descriptor, [memoryview(batch).cast("B")], self._data_offset + start * self.row_bytes)
         if got != wanted:
-            raise OSError(f"'{self.path}' ended after {got} of {wanted} bytes")
+            raise OSError(say(FILE_ENDED, path=self.path, got=got, wanted=wanted))
         return batch
 
     def batches(self, labels: np.ndarray, batch_size: int, shuffle: bool = False):
@@ -172,7 +175,7 @@ class ActivationFile:
     def __getitem__(self, rows: slice) -> "ActivationFile":
         """`activations[:count]`, as for an array: the first `count` rows, in the same file."""
         if not isinstance(rows, slice) or rows.start or rows.step not in (None, 1):
-            raise TypeError("an ActivationFile gives only its first rows: activations[:count]")
+            raise TypeError(say(ONLY_FIRST_ROWS))
         kept = copy.copy(self)
         kept.rows = len(range(self.rows)[rows])
         kept._whole = self  # the file stays open while a part of it is used

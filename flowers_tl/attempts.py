@@ -14,6 +14,10 @@ import re
 import sys
 
 from .errors import FlowersTLError
+from .messages import N_, say
+
+BLANK_AS_TRUTH = N_("a ____ blank is used as True/False: replace it with a value first.")
+BLANK_AS_NUMBER = N_("a ____ blank is used as a number: replace it with a value first.")
 
 MISSING = object()  # what notebook_variable gives for a name the notebook does not (yet) hold
 
@@ -49,10 +53,10 @@ class Blank:
         return None
 
     def __bool__(self):
-        raise BlankError("a ____ blank is used as True/False: replace it with a value first.")
+        raise BlankError(say(BLANK_AS_TRUTH))
 
     def __index__(self):
-        raise BlankError("a ____ blank is used as a number: replace it with a value first.")
+        raise BlankError(say(BLANK_AS_NUMBER))
 
 
 ____ = Blank()

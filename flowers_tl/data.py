@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from .errors import DataError, first_line
-from .messages import say, say_n
+from .messages import N_, N_plural, say, say_n
 from .pictures import MAX_PICTURE_PIXELS, TOO_MANY_PIXELS
 from . import records
 from .records import CLASSES, feature_spec
@@ -32,41 +32,42 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 # How a split prints (DataSplit.__str__): the number agrees with "shard", in English and in Russian.
 SHARDS_OF_PHOTOS = {
-    "training": ("{shards} training shard ({images} photos)", "{shards} training shards ({images} photos)"),
-    "validation": ("{shards} validation shard ({images} photos)", "{shards} validation shards ({images} photos)"),
+    "training": N_plural("{shards} training shard ({images} photos)", "{shards} training shards ({images} photos)"),
+    "validation": N_plural("{shards} validation shard ({images} photos)",
+                           "{shards} validation shards ({images} photos)"),
 }
-FOLDER_NOT_PATTERN = "'{pattern}' is a folder, not a file pattern. Use a glob such as '{example}'."
-CANNOT_LIST = ("cannot list '{pattern}': {reason}. Check the network and your access to it, or set {variable} "
-               "to local shards.")
-NO_SHARD_MATCHES = ("no TFRecord file matches '{pattern}'. Check the path, or set {variable} to a pattern such as "
-                    "'/data/flowers/*.tfrec' (make shards from photos with `flowers-tl convert`).")
-SHARD_UNREADABLE = "shard '{shard}' cannot be read ({reason}); fix it or remove it from the pattern."
-SHARD_EMPTY = ("shard '{shard}' is empty (0 bytes), maybe from an interrupted copy; delete it or make it again "
-               "with `flowers-tl convert`.")
-VALIDATION_SHARDS_OUT_OF_RANGE = (
-    "validation_shards={validation_shards} must be between 1 and {most}: '{pattern}' has {shards} shard "
-    "and training needs at least one.",
-    "validation_shards={validation_shards} must be between 1 and {most}: '{pattern}' has {shards} shards "
-    "and training needs at least one.")
+FOLDER_NOT_PATTERN = N_("'{pattern}' is a folder, not a file pattern. Use a glob such as '{example}'.")
+CANNOT_LIST = N_("cannot list '{pattern}': {reason}. Check the network and your access to it, or set {variable} to "
+                 "local shards.")
+NO_SHARD_MATCHES = N_("no TFRecord file matches '{pattern}'. Check the path, or set {variable} to a pattern such as "
+                      "'/data/flowers/*.tfrec' (make shards from photos with `flowers-tl convert`).")
+SHARD_UNREADABLE = N_("shard '{shard}' cannot be read ({reason}); fix it or remove it from the pattern.")
+SHARD_EMPTY = N_("shard '{shard}' is empty (0 bytes), maybe from an interrupted copy; delete it or make it again "
+                 "with `flowers-tl convert`.")
+VALIDATION_SHARDS_OUT_OF_RANGE = N_plural("validation_shards={validation_shards} must be between 1 and {most}: "
+                                          "'{pattern}' has {shards} shard and training needs at least one.",
+                                          "validation_shards={validation_shards} must be between 1 and {most}: "
+                                          "'{pattern}' has {shards} shards and training needs at least one.")
 # Where inconsistent class names were found: the shards named in the messages of `_names_of_classes`.
-SHARDS_IN_FOLDER = ("the {shards} shard in '{folder}'", "the {shards} shards in '{folder}'")
-NO_SHARD = "an empty list of shards"
-CLASS_WITH_TWO_LABELS = ("class {index} has two labels in {where} ('{first}' and '{second}'): every record of a "
-                         "class needs the same 'label'. Make the shards again with `flowers-tl convert`.")
-NO_RECORD = "there is no record in {where}; make shards with `flowers-tl convert`."
-CLASS_NUMBERS_WITH_A_GAP = ("the 'class' values of {where} are {values}, not 0..{last}: a class number is missing "
-                            "or negative. Make the shards again with `flowers-tl convert`.")
-CLASS_WITHOUT_LABEL = ("class {index} of {where} has no 'label' while other classes are named ({names}); make the "
-                       "shards again with `flowers-tl convert`.")
-LABEL_OF_TWO_CLASSES = "label '{label}' names two classes in {where}; make the shards again with `flowers-tl convert`."
-ONLY_ONE_CLASS = "there is only one class ('{name}') in {where}; a classifier needs at least 2."
+SHARDS_IN_FOLDER = N_plural("the {shards} shard in '{folder}'", "the {shards} shards in '{folder}'")
+NO_SHARD = N_("an empty list of shards")
+CLASS_WITH_TWO_LABELS = N_("class {index} has two labels in {where} ('{first}' and '{second}'): every record of a "
+                           "class needs the same 'label'. Make the shards again with `flowers-tl convert`.")
+NO_RECORD = N_("there is no record in {where}; make shards with `flowers-tl convert`.")
+CLASS_NUMBERS_WITH_A_GAP = N_("the 'class' values of {where} are {values}, not 0..{last}: a class number is missing "
+                              "or negative. Make the shards again with `flowers-tl convert`.")
+CLASS_WITHOUT_LABEL = N_("class {index} of {where} has no 'label' while other classes are named ({names}); make the "
+                         "shards again with `flowers-tl convert`.")
+LABEL_OF_TWO_CLASSES = N_("label '{label}' names two classes in {where}; make the shards again with `flowers-tl "
+                          "convert`.")
+ONLY_ONE_CLASS = N_("there is only one class ('{name}') in {where}; a classifier needs at least 2.")
 RECORD_HEADER_BYTES, RECORD_FOOTER_BYTES = 12, 4  # a TFRecord: length, its CRC, the record, the record's CRC
 MIN_RECORD_BYTES = 100  # framing and the smallest Example holding a JPEG: a name claiming more records lies
-UNREADABLE_SHARD = ("shard '{shard}' is unreadable or corrupt: {reason}. Copy or convert it again, or remove it "
-                    "from the pattern.")
-TRUNCATED_SHARD = ("shard '{shard}' is truncated or corrupted after record {records}: the next record, at byte "
-                   "{offset}, does not fit in its {size} bytes. Copy or convert it again, or remove it from the "
-                   "pattern.")
+UNREADABLE_SHARD = N_("shard '{shard}' is unreadable or corrupt: {reason}. Copy or convert it again, or remove it "
+                      "from the pattern.")
+TRUNCATED_SHARD = N_("shard '{shard}' is truncated or corrupted after record {records}: the next record, at byte "
+                     "{offset}, does not fit in its {size} bytes. Copy or convert it again, or remove it from the "
+                     "pattern.")
 
 _FEATURES = feature_spec()  # the keys training reads; only image and class are required
 _SHARD_COUNT = re.compile(r"-(\d+)\.tfrec$")

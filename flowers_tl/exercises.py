@@ -42,75 +42,79 @@ from .attempts import (MISSING, BlankError, ____, cell_finished, is_blank,  # no
 from .data import CLASSES
 from .errors import ConfigError, FlowersTLError
 from .learner_errors import NOT_DEFINED
-from .messages import say, say_n, translate
+from .messages import N_, N_plural, say, say_n, translate
 from .model import find_backbone
 from .pace import course_pace
 from .scores import ACCURACY_NAMES, accuracy_name
 
 # --- What check() says (one sentence each) ---------------------------------------------------
-CORRECT = "Correct: {what} is exactly what the course needs."
-NOT_ATTEMPTED = "Not attempted yet: replace every ____ in the cell above, run it, then run this check again."
-NOT_FINISHED = "Your cell did not finish: fix the error above, run the cell again, then run this check again."
-NOT_A_MODEL = "`{variable}` should be a Keras model (keras.Sequential([...])), but it is a {kind}."
-NO_BACKBONE = ("No pretrained MobileNetV2 inside the model: put `pretrained_model` in the "
-               "keras.Sequential list, between the rescaling layer and the Flatten layer.")
-INCLUDE_TOP = ("The MobileNetV2 still has its ImageNet classifier on top: create it with "
-               "include_top=False so it outputs feature maps, not 1000 ImageNet classes.")
-BACKBONE_TRAINABLE = ("The pretrained MobileNetV2 is still trainable: set "
-                      "pretrained_model.trainable = False so training keeps its ImageNet weights.")
-NOT_RESCALED = ("The model does not turn pixels [0, 255] into [-1, 1] before MobileNetV2 "
-                "(0 became {low:.3g} and 255 became {high:.3g}): add "
-                "keras.layers.Rescaling(1 / 127.5, offset=-1) before pretrained_model.")
-RAW_PIXELS = ("The Dense layer gets raw pixels (255 stays {high:.3g}): add keras.layers.Rescaling(1 / 255) "
-              "after the Input, so that the loss starts near 1.6 instead of in the thousands.")
-MISSING_FLATTEN = ("The output has shape {shape}, not one row of class probabilities per image: "
-                   "put a keras.layers.Flatten() before the Dense layer.")
-NOT_THE_FLATTEN_HEAD = ("After MobileNetV2 this exercise's head is keras.layers.Flatten() then the Dense layer, "
-                        "and nothing else (yours: {layers}). Other heads come in \"Go further\", which compares "
-                        "them with this one.")
-LAST_NOT_DENSE = "The last layer is a {kind}: end the model with keras.layers.Dense(len(CLASSES), activation='softmax')."
-WRONG_UNITS = ("The last Dense layer has {units} units, but there are {classes} classes: "
-               "use keras.layers.Dense({classes}, ...) so there is one probability per class.")
-WRONG_ACTIVATION = ("The last Dense layer's activation is '{activation}': use activation='softmax' "
-                    "so the outputs are probabilities that add up to 1.")
-NOT_COMPILED = ("The model is not compiled yet: call model.compile(optimizer='adam', "
-                "loss='sparse_categorical_crossentropy', metrics=['accuracy']).")
-LOSS_NOT_SPARSE = ("The loss '{loss}' expects one-hot labels, but the dataset gives integer classes (0 to 4): "
-                   "use loss='sparse_categorical_crossentropy'.")
-WRONG_LOSS = "The loss '{loss}' is not a classification loss: use loss='sparse_categorical_crossentropy'."
-LOSS_FROM_LOGITS = ("The loss uses from_logits=True, but the last layer already applies softmax: "
-                    "use loss='sparse_categorical_crossentropy' (from_logits=False).")
-NO_ACCURACY = "The model has no accuracy metric: compile it with metrics=['accuracy'] to see how often it is right."
-NOT_IN_SCOPE = ("The model was not built inside the accelerator's scope, so it would not train on all "
-                "{replicas} replicas: create pretrained_model and the Sequential model in `with accelerator.scope():`.")
-NOT_A_HISTORY = ("`{variable}` should be what model.fit returns (a keras.callbacks.History), but it is a {kind}: "
-                 "write {variable} = model.fit(...).")
-FIT_MODEL_PROBLEM = "The model that made this history was compiled wrongly, so fix its cell first: {problem}"
-WRONG_STEPS = ("An epoch had {steps} step, but the training photos make {batches} batches: leave steps_per_epoch out, "
-               "the training dataset knows where an epoch ends.",
-               "An epoch had {steps} steps, but the training photos make {batches} batches: leave steps_per_epoch out, "
-               "the training dataset knows where an epoch ends.")
-NO_VALIDATION = ("No validation accuracy in the history: pass validation_data=validation_dataset to model.fit, "
-                 "to see how the model does on photos it never trains on.")
-VALIDATED_ON_OTHER_PHOTOS = ("The history's validation accuracy ({logged:.3f}) is not the model's accuracy on "
-                             "validation_dataset ({real:.3f}): it was measured on other photos. Pass "
-                             "validation_data=validation_dataset, the photos the model never trains on, and no "
-                             "validation_steps.")
+CORRECT = N_("Correct: {what} is exactly what the course needs.")
+NOT_ATTEMPTED = N_("Not attempted yet: replace every ____ in the cell above, run it, then run this check again.")
+NOT_FINISHED = N_("Your cell did not finish: fix the error above, run the cell again, then run this check again.")
+NOT_A_MODEL = N_("`{variable}` should be a Keras model (keras.Sequential([...])), but it is a {kind}.")
+NO_BACKBONE = N_("No pretrained MobileNetV2 inside the model: put `pretrained_model` in the "
+                 "keras.Sequential list, between the rescaling layer and the Flatten layer.")
+INCLUDE_TOP = N_("The MobileNetV2 still has its ImageNet classifier on top: create it with "
+                 "include_top=False so it outputs feature maps, not 1000 ImageNet classes.")
+BACKBONE_TRAINABLE = N_("The pretrained MobileNetV2 is still trainable: set "
+                        "pretrained_model.trainable = False so training keeps its ImageNet weights.")
+NOT_RESCALED = N_("The model does not turn pixels [0, 255] into [-1, 1] before MobileNetV2 "
+                  "(0 became {low:.3g} and 255 became {high:.3g}): add "
+                  "keras.layers.Rescaling(1 / 127.5, offset=-1) before pretrained_model.")
+RAW_PIXELS = N_("The Dense layer gets raw pixels (255 stays {high:.3g}): add keras.layers.Rescaling(1 / 255) "
+                "after the Input, so that the loss starts near 1.6 instead of in the thousands.")
+MISSING_FLATTEN = N_("The output has shape {shape}, not one row of class probabilities per image: "
+                     "put a keras.layers.Flatten() before the Dense layer.")
+NOT_THE_FLATTEN_HEAD = N_("After MobileNetV2 this exercise's head is keras.layers.Flatten() then the Dense layer, and "
+                          "nothing else (yours: {layers}). Other heads come in \"Go further\", which compares them "
+                          "with this one.")
+LAST_NOT_DENSE = N_("The last layer is a {kind}: end the model with keras.layers.Dense(len(CLASSES), "
+                    "activation='softmax').")
+WRONG_UNITS = N_("The last Dense layer has {units} units, but there are {classes} classes: "
+                 "use keras.layers.Dense({classes}, ...) so there is one probability per class.")
+WRONG_ACTIVATION = N_("The last Dense layer's activation is '{activation}': use activation='softmax' "
+                      "so the outputs are probabilities that add up to 1.")
+NOT_COMPILED = N_("The model is not compiled yet: call model.compile(optimizer='adam', "
+                  "loss='sparse_categorical_crossentropy', metrics=['accuracy']).")
+LOSS_NOT_SPARSE = N_("The loss '{loss}' expects one-hot labels, but the dataset gives integer classes (0 to 4): "
+                     "use loss='sparse_categorical_crossentropy'.")
+WRONG_LOSS = N_("The loss '{loss}' is not a classification loss: use loss='sparse_categorical_crossentropy'.")
+LOSS_FROM_LOGITS = N_("The loss uses from_logits=True, but the last layer already applies softmax: "
+                      "use loss='sparse_categorical_crossentropy' (from_logits=False).")
+NO_ACCURACY = N_("The model has no accuracy metric: compile it with metrics=['accuracy'] to see how often it is right.")
+NOT_IN_SCOPE = N_("The model was not built inside the accelerator's scope, so it would not train on all {replicas} "
+                  "replicas: create pretrained_model and the Sequential model in `with accelerator.scope():`.")
+NOT_A_HISTORY = N_("`{variable}` should be what model.fit returns (a keras.callbacks.History), but it is a {kind}: "
+                   "write {variable} = model.fit(...).")
+FIT_MODEL_PROBLEM = N_("The model that made this history was compiled wrongly, so fix its cell first: {problem}")
+WRONG_STEPS = N_plural("An epoch had {steps} step, but the training photos make {batches} batches: leave "
+                       "steps_per_epoch out, the training dataset knows where an epoch ends.",
+                       "An epoch had {steps} steps, but the training photos make {batches} batches: leave "
+                       "steps_per_epoch out, the training dataset knows where an epoch ends.")
+NO_VALIDATION = N_("No validation accuracy in the history: pass validation_data=validation_dataset to model.fit, "
+                   "to see how the model does on photos it never trains on.")
+VALIDATED_ON_OTHER_PHOTOS = N_("The history's validation accuracy ({logged:.3f}) is not the model's accuracy on "
+                               "validation_dataset ({real:.3f}): it was measured on other photos. Pass "
+                               "validation_data=validation_dataset, the photos the model never trains on, and no "
+                               "validation_steps.")
 # A sentence with a number that agrees with it: (singular, plural), shown by messages.say_n.
-WRONG_EPOCHS = ("The model trained for {trained} epoch, not {epochs}: pass epochs=PACE.baseline_epochs to model.fit.",
-                "The model trained for {trained} epochs, not {epochs}: pass epochs=PACE.baseline_epochs to model.fit.")
-HINT = "Hint {number} of {count}: {hint}"
-NO_SUCH_HINT = "There are {count} hints: hint(1) to hint({count}); solution() shows the answer."
-SOLUTION = "Solution:\n{code}"
+WRONG_EPOCHS = N_plural("The model trained for {trained} epoch, not {epochs}: pass epochs=PACE.baseline_epochs to "
+                        "model.fit.",
+                        "The model trained for {trained} epochs, not {epochs}: pass epochs=PACE.baseline_epochs to "
+                        "model.fit.")
+HINT = N_("Hint {number} of {count}: {hint}")
+PASS_THE_VARIABLE = N_("outside a notebook, pass `{variable}` to the check: e.g. check({variable}, ...).")
+NO_SUCH_HINT = N_("There are {count} hints: hint(1) to hint({count}); solution() shows the answer.")
+SOLUTION = N_("Solution:\n{code}")
 
 # --- What or_solution() says when it hands on the course's work -------------------------------
-USING_COURSE_MODEL = ("Using the course's model from here on, so that every cell below runs ({why}). Fix your cell "
-                      "and run it again to use your own.")
-USING_COURSE_TRAINING = ("Using the course's first model, trained by ftl.train, from here on, so that every cell "
-                         "below runs ({why}). Fix your cell and run it again to use your own.")
-WHY_NOT_ATTEMPTED = "yours is not filled in yet"
-WHY_NOT_FINISHED = "your cell did not finish"
-WHY_INCORRECT = "yours did not pass its check"
+USING_COURSE_MODEL = N_("Using the course's model from here on, so that every cell below runs ({why}). Fix your cell "
+                        "and run it again to use your own.")
+USING_COURSE_TRAINING = N_("Using the course's first model, trained by ftl.train, from here on, so that every cell "
+                           "below runs ({why}). Fix your cell and run it again to use your own.")
+WHY_NOT_ATTEMPTED = N_("yours is not filled in yet")
+WHY_NOT_FINISHED = N_("your cell did not finish")
+WHY_INCORRECT = N_("yours did not pass its check")
 
 # Colours of the verdicts in a notebook (as Kaggle's learntools): the plain text stays as it is.
 COLORS = {True: "#33cc33", False: "#cc3333", None: "#ccaa33", "hint": "#3366cc"}
@@ -168,7 +172,7 @@ def _argument(value, variable: str, default=MISSING):
     if value is not FROM_NOTEBOOK:
         return value
     if notebook_namespace() is None and default is MISSING:
-        raise ConfigError(f"outside a notebook, pass `{variable}` to the check: e.g. check({variable}, ...).")
+        raise ConfigError(say(PASS_THE_VARIABLE, variable=variable))
     found = notebook_variable(variable)
     if found is MISSING and default is MISSING:
         raise NotFound(variable)
@@ -464,7 +468,7 @@ def _package():
 baseline_model = ModelExercise(
     name="baseline_model",
     variable="first_model",
-    what="a single Dense softmax layer on the rescaled, flattened pixels",
+    what=N_("a single Dense softmax layer on the rescaled, flattened pixels"),
     stub=textwrap.dedent("""\
         with accelerator.scope():
             first_model = ____  # keras.Sequential: an Input of [*IMAGE_SIZE, 3] pixels, a layer that rescales
@@ -473,17 +477,17 @@ baseline_model = ModelExercise(
             first_model.compile(optimizer=____, loss=____, metrics=[____])  # integer labels: which loss?
         """),
     solve=solutions.baseline_model,
-    hints=("keras.Input(shape=[*IMAGE_SIZE, 3]) takes the photos; keras.layers.Rescaling(1 / 255) turns pixels "
-           "[0, 255] into [0, 1]; keras.layers.Flatten() turns each image into one vector; "
-           "keras.layers.Dense(len(CLASSES), activation='softmax') gives one probability per class.",
-           "The labels are integers 0..4, so the loss is the sparse categorical cross-entropy: "
-           "loss='sparse_categorical_crossentropy', with optimizer='adam' and metrics=['accuracy']."),
+    hints=(N_("keras.Input(shape=[*IMAGE_SIZE, 3]) takes the photos; keras.layers.Rescaling(1 / 255) turns pixels "
+              "[0, 255] into [0, 1]; keras.layers.Flatten() turns each image into one vector; "
+              "keras.layers.Dense(len(CLASSES), activation='softmax') gives one probability per class."),
+           N_("The labels are integers 0..4, so the loss is the sparse categorical cross-entropy: "
+              "loss='sparse_categorical_crossentropy', with optimizer='adam' and metrics=['accuracy'].")),
     needs_backbone=False)
 
 transfer_model = ModelExercise(
     name="transfer_model",
     variable="transfer_model",
-    what="a frozen MobileNetV2 with a Flatten and Dense softmax head, compiled for integer labels",
+    what=N_("a frozen MobileNetV2 with a Flatten and Dense softmax head, compiled for integer labels"),
     stub=textwrap.dedent("""\
         with accelerator.scope():
             pretrained_model = ____  # keras.applications.MobileNetV2 with input_shape=[*IMAGE_SIZE, 3], without
@@ -494,10 +498,10 @@ transfer_model = ModelExercise(
             transfer_model.compile(optimizer=____, loss=____, metrics=[____])
         """),
     solve=solutions.transfer_model,
-    hints=("include_top=False removes the ImageNet classifier; pretrained_model.trainable = False freezes it.",
-           "MobileNetV2 expects pixels in [-1, 1]: keras.layers.Rescaling(1 / 127.5, offset=-1) does that inside "
-           "the model. Then Flatten, then Dense(len(CLASSES), activation='softmax'), and the loss for integer "
-           "labels is 'sparse_categorical_crossentropy'."),
+    hints=(N_("include_top=False removes the ImageNet classifier; pretrained_model.trainable = False freezes it."),
+           N_("MobileNetV2 expects pixels in [-1, 1]: keras.layers.Rescaling(1 / 127.5, offset=-1) does that inside "
+              "the model. Then Flatten, then Dense(len(CLASSES), activation='softmax'), and the loss for integer "
+              "labels is 'sparse_categorical_crossentropy'.")),
     needs_backbone=True)
 
 
@@ -576,7 +580,7 @@ class FitExercise(Exercise):
         return _package().train(model, _argument(split, "split"), epochs=epochs, accelerator=accelerator, verbose=0)
 
 
-FIT_WHAT = "a model.fit call with epochs and validation_data"
+FIT_WHAT = N_("a model.fit call with epochs and validation_data")
 
 baseline_fit = FitExercise(
     name="baseline_fit",
@@ -589,8 +593,8 @@ baseline_fit = FitExercise(
                         # measured on validation_dataset after every epoch
         """),
     solve=solutions.baseline_fit,
-    hints=("model.fit(dataset, epochs=..., validation_data=...) trains and returns a History.",
-           "history = model.fit(training_dataset, epochs=PACE.baseline_epochs, validation_data=validation_dataset): "
-           "validation_dataset holds the photos the model never trains on."))
+    hints=(N_("model.fit(dataset, epochs=..., validation_data=...) trains and returns a History."),
+           N_("history = model.fit(training_dataset, epochs=PACE.baseline_epochs, validation_data=validation_dataset): "
+              "validation_dataset holds the photos the model never trains on.")))
 
 EXERCISES = {exercise.name: exercise for exercise in (baseline_model, baseline_fit, transfer_model)}

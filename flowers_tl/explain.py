@@ -28,22 +28,22 @@ import numpy as np
 from . import data as flowers_data, rules
 from .errors import ConfigError
 from .frozen import predict_batch
-from .messages import say
+from .messages import N_, say
 from .model import find_backbone
 from .scores import check_probabilities
 
-MODEL_OUTPUTS = "The model's outputs"
-NO_BACKBONE_TO_EXPLAIN = ("model '{model}' holds no pretrained network (a nested Keras model such as MobileNetV2) "
-                          "whose feature map could be explained: explain a model made by ftl.build_model or the "
-                          "course's notebook (Rescaling, MobileNetV2, Flatten or GlobalAveragePooling2D, Dense).")
-NOT_A_FEATURE_MAP = ("the pretrained network '{backbone}' outputs shape {shape}, not a feature map "
-                     "[batch, height, width, channels]: build it with include_top=False.")
-NO_HEAD_TO_EXPLAIN = ("model '{model}' ends with '{backbone}': it has no classification head to explain "
-                      "(add Flatten or GlobalAveragePooling2D and a Dense softmax layer).")
-GRADIENT_BACKEND = ("Grad-CAM needs the Keras 'tensorflow' or 'jax' backend, not '{backend}': "
-                    "set KERAS_BACKEND=tensorflow (or jax) before importing Keras.")
-PHOTOS_DO_NOT_FIT = ("photos of shape {shape} do not fit the model, which takes [N, {sizes}]: "
-                     "load them at the model's image size (ftl.load_picture(path, size)).")
+MODEL_OUTPUTS = N_("The model's outputs")
+NO_BACKBONE_TO_EXPLAIN = N_("model '{model}' holds no pretrained network (a nested Keras model such as MobileNetV2) "
+                            "whose feature map could be explained: explain a model made by ftl.build_model or the "
+                            "course's notebook (Rescaling, MobileNetV2, Flatten or GlobalAveragePooling2D, Dense).")
+NOT_A_FEATURE_MAP = N_("the pretrained network '{backbone}' outputs shape {shape}, not a feature map "
+                       "[batch, height, width, channels]: build it with include_top=False.")
+NO_HEAD_TO_EXPLAIN = N_("model '{model}' ends with '{backbone}': it has no classification head to explain "
+                        "(add Flatten or GlobalAveragePooling2D and a Dense softmax layer).")
+GRADIENT_BACKEND = N_("Grad-CAM needs the Keras 'tensorflow' or 'jax' backend, not '{backend}': "
+                      "set KERAS_BACKEND=tensorflow (or jax) before importing Keras.")
+PHOTOS_DO_NOT_FIT = N_("photos of shape {shape} do not fit the model, which takes [N, {sizes}]: "
+                       "load them at the model's image size (ftl.load_picture(path, size)).")
 BATCH_SIZE = 32  # photos per gradient pass: bounded memory, few traced shapes
 # The smallest probability a loss is computed from. Keras clips at 1e-7 (loss 16.1), which ties every
 # photo a badly trained model is sure about; float32's smallest normal number (loss 87.3) keeps them ranked.

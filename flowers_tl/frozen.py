@@ -26,7 +26,7 @@ from . import data as flowers_data
 from .accelerator import accelerator_scope
 from .errors import DataError
 from .fitting import TrainingRun
-from .messages import say
+from .messages import N_, say
 
 # Layers that are deterministic while training and own no weights: a frozen part may hold them.
 _STATELESS_LAYERS = (keras.layers.InputLayer, keras.layers.Rescaling, keras.layers.Resizing,
@@ -34,10 +34,10 @@ _STATELESS_LAYERS = (keras.layers.InputLayer, keras.layers.Rescaling, keras.laye
                      keras.layers.ZeroPadding2D)
 ACTIVATION_BATCH_SIZE = 32  # small batches keep the backbone's activations, and peak memory, low
 
-FEATURE_PASS = ("Running the frozen layers once over {images} photos; "
-                "the epochs then train only the layers after them.")
-NO_IMAGE_FOR_FEATURES = ("no image to compute features for: the shards are empty, or every training photo is also "
-                         "a validation photo. Add photos or choose other shards.")
+FEATURE_PASS = N_("Running the frozen layers once over {images} photos; "
+                  "the epochs then train only the layers after them.")
+NO_IMAGE_FOR_FEATURES = N_("no image to compute features for: the shards are empty, or every training photo is also "
+                           "a validation photo. Add photos or choose other shards.")
 
 
 class ActivationCache:

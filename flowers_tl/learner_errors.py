@@ -17,26 +17,29 @@ from typing import Optional
 
 from .attempts import BlankError, record_cell_run, watched
 from .errors import FlowersTLError
-from .messages import say
+from .messages import N_, say
 
-BLANK_LEFT = "A ____ blank is still in this cell: replace it with your code, then run the cell again."
-WEIGHTS_WITHOUT_TOP = ("The weights file is for a MobileNetV2 without its ImageNet classifier: create it with "
-                       "include_top=False.")
-WRONG_IMAGE_SHAPE = ("A layer got images of shape {shape}: every image is [*IMAGE_SIZE, 3], write "
-                     "keras.Input(shape=[*IMAGE_SIZE, 3]) and input_shape=[*IMAGE_SIZE, 3].")
-LABELS_NOT_ONE_HOT = ("The loss expects one-hot labels, but the dataset gives integer classes (0 to 4): compile "
-                      "with loss='sparse_categorical_crossentropy'.")
-NOT_DEFINED = ("`{variable}` does not exist yet: run the exercise's cell above, which assigns it (fix its error "
-               "first), then run this check again.")
-UNKNOWN_NAME = ("Keras knows no {kind} called '{name}': check its spelling (the course uses activation='softmax', "
-                "optimizer='adam', loss='sparse_categorical_crossentropy' and metrics=['accuracy']).")
-STOPPED = ("Stopped: the cell was interrupted before it finished, so what it assigns may be missing or half "
-           "done. Run it again to finish it.")
-FULL_TRACEBACK = "(The full error message: run %tb in a new cell.)"
+BLANK_LEFT = N_("A ____ blank is still in this cell: replace it with your code, then run the cell again.")
+WEIGHTS_WITHOUT_TOP = N_("The weights file is for a MobileNetV2 without its ImageNet classifier: create it with "
+                         "include_top=False.")
+WRONG_IMAGE_SHAPE = N_("A layer got images of shape {shape}: every image is [*IMAGE_SIZE, 3], write "
+                       "keras.Input(shape=[*IMAGE_SIZE, 3]) and input_shape=[*IMAGE_SIZE, 3].")
+LABELS_NOT_ONE_HOT = N_("The loss expects one-hot labels, but the dataset gives integer classes (0 to 4): compile "
+                        "with loss='sparse_categorical_crossentropy'.")
+NOT_DEFINED = N_("`{variable}` does not exist yet: run the exercise's cell above, which assigns it (fix its error "
+                 "first), then run this check again.")
+UNKNOWN_NAME = N_("Keras knows no {kind} called '{name}': check its spelling (the course uses activation='softmax', "
+                  "optimizer='adam', loss='sparse_categorical_crossentropy' and metrics=['accuracy']).")
+STOPPED = N_("Stopped: the cell was interrupted before it finished, so what it assigns may be missing or half "
+             "done. Run it again to finish it.")
+FULL_TRACEBACK = N_("(The full error message: run %tb in a new cell.)")
 
 _LAYER_COUNT = re.compile(r"Layer count mismatch")
 _UNKNOWN_NAME = re.compile(r"Could not interpret (activation function|optimizer|loss|metric) identifier: (.+)$")
-KIND_ACTIVATION, KIND_OPTIMIZER, KIND_LOSS, KIND_METRIC = "activation function", "optimizer", "loss function", "metric"
+KIND_ACTIVATION = N_("activation function")
+KIND_OPTIMIZER = N_("optimizer")
+KIND_LOSS = N_("loss function")
+KIND_METRIC = N_("metric")
 _KINDS = {"activation function": KIND_ACTIVATION, "optimizer": KIND_OPTIMIZER, "loss": KIND_LOSS, "metric": KIND_METRIC}
 _SHAPE = re.compile(r"is incompatible with the layer: expected shape=\([^)]*\), found shape=(\([^)]*\))|"
                     r"Kernel shape must have the same length as input, .* input of shape (\([^)]*\))")

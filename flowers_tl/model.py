@@ -15,7 +15,14 @@ from .accelerator import accelerator_scope
 from .data import CLASSES, image_size_pair
 from .errors import ConfigError, WeightsError, first_line
 from .memory import available_memory
-from .messages import say
+from .messages import N_, say
+
+WEIGHTS_DO_NOT_FIT = N_("weights file '{path}' does not fit MobileNetV2 (alpha 1.0, no top): {first}. Use the no-top "
+                        "MobileNetV2 1.0 weights (…_1.0_224_no_top.h5).")
+SMALLER_BATCH = N_("use --batch-size {fits} or less (the course uses 64)")
+SMALLER_IMAGES = N_("use a smaller --image-size (the course uses 192)")
+TOO_LITTLE_MEMORY = N_("training at {height}x{width} with {photos} photos per step needs about {needed:.1f} GiB of "
+                       "memory, and {available:.1f} GiB is available: {advice}.")
 from . import rules
 from .records import DEFAULT_IMAGE_SIZE
 
@@ -27,24 +34,24 @@ HEADS = ("flatten", "gap")
 # gradients Keras keeps alive), rounded up: the basis of `check_memory`'s estimate.
 TRAINING_BYTES_PER_PIXEL = 400
 NO_WEIGHTS = ("none", "random", "")
-UNKNOWN_HEAD = "head must be one of {heads}, got '{head}'"
-TOO_FEW_CLASSES = "num_classes must be at least 2, got {num_classes}"
-NO_BACKBONE_TO_FINE_TUNE = ("the model holds no pretrained network (a nested Keras model such as MobileNetV2) "
-                            "whose top blocks could be fine-tuned.")
-NO_SUCH_BLOCK = ("from_block={from_block}: '{backbone}' has no block {from_block}; choose one of {first}..{last} "
-                 "(13 fine-tunes its top 4 blocks).")
+UNKNOWN_HEAD = N_("head must be one of {heads}, got '{head}'")
+TOO_FEW_CLASSES = N_("num_classes must be at least 2, got {num_classes}")
+NO_BACKBONE_TO_FINE_TUNE = N_("the model holds no pretrained network (a nested Keras model such as MobileNetV2) "
+                              "whose top blocks could be fine-tuned.")
+NO_SUCH_BLOCK = N_("from_block={from_block}: '{backbone}' has no block {from_block}; choose one of {first}..{last} "
+                   "(13 fine-tunes its top 4 blocks).")
 IMAGENET_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5"
 KERAS_IMAGENET_SIZES = (96, 128, 160, 192, 224)  # the square sizes Keras publishes ImageNet MobileNetV2 files for
 
-NO_WEIGHTS_FILE = ("weights file '{path}' does not exist. Give --weights imagenet (weights='imagenet' in Python) "
-                   "to download them, or the path of a MobileNetV2 no-top .h5 file (--weights, weights= or "
-                   "{variable}).")
-NO_IMAGENET_DOWNLOAD = ("could not download the ImageNet MobileNetV2 weights (are you offline?): {first}. "
-                        "Remedies: give --weights (weights= in Python) or set {variable} to a local '{local}' (it "
-                        "loads at any image size), or copy it into $KERAS_HOME/models/ (default ~/.keras/models/), "
-                        "where it is used offline for any size (Keras' own file for this size is '{wanted}').")
-LOCAL_224_WEIGHTS = ("Note: offline, and Keras' '{wanted}' is not in {folder}; using '{local}' (the 224 weights "
-                     "load at any image size).")
+NO_WEIGHTS_FILE = N_("weights file '{path}' does not exist. Give --weights imagenet (weights='imagenet' in Python) "
+                     "to download them, or the path of a MobileNetV2 no-top .h5 file (--weights, weights= or "
+                     "{variable}).")
+NO_IMAGENET_DOWNLOAD = N_("could not download the ImageNet MobileNetV2 weights (are you offline?): {first}. "
+                          "Remedies: give --weights (weights= in Python) or set {variable} to a local '{local}' (it "
+                          "loads at any image size), or copy it into $KERAS_HOME/models/ (default ~/.keras/models/), "
+                          "where it is used offline for any size (Keras' own file for this size is '{wanted}').")
+LOCAL_224_WEIGHTS = N_("Note: offline, and Keras' '{wanted}' is not in {folder}; using '{local}' (the 224 weights "
+                       "load at any image size).")
 
 
 def resolve_weights(weights: Optional[str] = None) -> Optional[str]:
@@ -123,10 +130,9 @@ def check_memory(image_size, photos_per_step: int) -> None:
     if available is None or needed <= available:
         return
     fits = max(0, available // per_image)
-    advice = (f"use --batch-size {fits} or less (the course uses 64)" if 0 < fits < photos_per_step else
-              "use a smaller --image-size (the course uses 192)")
-    raise ConfigError(f"training at {height}x{width} with {photos_per_step} photos per step needs about "
-                      f"{needed / 2**30:.1f} GiB of memory, and {available / 2**30:.1f} GiB is available: {advice}.")
+    advice = (say(SMALLER_BATCH, fits=fits) if 0 < fits < photos_per_step else say(SMALLER_IMAGES))
+    raise ConfigError(say(TOO_LITTLE_MEMORY, height=height, width=width, photos=photos_per_step,
+                          needed=needed / 2**30, available=available / 2**30, advice=advice))
 
 
 def _weights_error(weights: Optional[str], error: Exception, size) -> WeightsError:
@@ -135,9 +141,7 @@ def _weights_error(weights: Optional[str], error: Exception, size) -> WeightsErr
     if weights == "imagenet":
         return WeightsError(say(NO_IMAGENET_DOWNLOAD, first=first, variable=WEIGHTS_ENV_VARIABLE,
                                 local=imagenet_file(224, 224), wanted=imagenet_file(*size)))
-    return WeightsError(
-        f"weights file '{weights}' does not fit MobileNetV2 (alpha 1.0, no top): {first}. "
-        "Use the no-top MobileNetV2 1.0 weights (…_1.0_224_no_top.h5).")
+    return WeightsError(say(WEIGHTS_DO_NOT_FIT, path=weights, first=first))
 
 
 @keras.saving.register_keras_serializable(package="flowers_tl")

@@ -11,13 +11,13 @@ As learntools' one visible `binder.bind(globals())`, in the spirit of Kaggle's e
 
 from . import __version__
 from .learner_errors import install_notebook_hooks
-from .messages import say, set_language
+from .messages import N_, say, set_language
 from .quiet import ignore_spurious_keras_warnings, install_import_hook, set_defaults
 
-SET_UP = ("flowers_tl {version}: TensorFlow's start-up lines hidden, known mistakes shown in one sentence "
-          "(%tb shows the full error), messages in English.")
-NOT_A_NOTEBOOK = ("flowers_tl {version}: TensorFlow's start-up lines hidden, messages in English (not in a "
-                  "notebook, so errors keep their usual tracebacks).")
+SET_UP = N_("flowers_tl {version}: TensorFlow's start-up lines hidden, known mistakes shown in one sentence "
+            "(%tb shows the full error), messages in English.")
+NOT_A_NOTEBOOK = N_("flowers_tl {version}: TensorFlow's start-up lines hidden, messages in English (not in a "
+                    "notebook, so errors keep their usual tracebacks).")
 
 
 def setup_notebook(language: str = "en") -> None:

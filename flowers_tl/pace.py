@@ -9,13 +9,13 @@ import os
 from typing import Optional
 
 from .data import DataSplit, count_images
-from .messages import say, say_n
+from .messages import N_, N_plural, say, say_n
 
 FAST_ENV_VARIABLE = "FLOWERS_TL_FAST"
 
-PACE = ("Pace: {mode}, {epochs} epoch of training", "Pace: {mode}, {epochs} epochs of training")
-QUICK_MODE = "quick mode ({variable}=1)"
-FULL_COURSE = "full course"
+PACE = N_plural("Pace: {mode}, {epochs} epoch of training", "Pace: {mode}, {epochs} epochs of training")
+QUICK_MODE = N_("quick mode ({variable}=1)")
+FULL_COURSE = N_("full course")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,28 +28,28 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .reading import FileProblem, read_regular_file
-from .messages import say
+from .messages import N_, say
 
 PICTURE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 MAX_PICTURE_BYTES = 200 * 2**20  # a 50-megapixel camera's PNG is about 150 MB
 MAX_PICTURE_PIXELS = Image.MAX_IMAGE_PIXELS  # Pillow's own bomb limit (about 89 megapixels)
 SMALL_PICTURE_FRACTION = 4  # a note when the shorter side is under 1/4 of the model's input
 
-EMPTY = "empty (zero-byte) file"
-NOT_A_PICTURE = "not a picture (unknown file format)"
-CORRUPT = "truncated or corrupt picture ({detail})"
-TOO_MANY_PIXELS = ("{pixels} pixels, more than the {limit} million a picture may have "
-                   "(a decompression bomb, or a scan far larger than a photo): make it smaller first")
-NO_VALUES = "every pixel of this {mode} picture is NaN or infinite: there is nothing to show"
-FLAT = "every pixel of this {mode} picture has the same value ({value:g}): there is nothing to show"
-SMALL_PICTURE = ("Note: '{path}' is only {width}x{height} pixels, far smaller than the model's "
-                 "{size}x{size} input: it is enlarged {factor:.0f} times, so expect a blurry picture "
-                 "and a less reliable answer.")
-NOT_SUPPORTED = "{kind} picture, not supported here: convert it to JPEG or PNG first"
-FAR_FROM_SQUARE = ("Note: '{path}' is {width}x{height} pixels, far from square: only its central {side}x{side} "
-                   "square is used (the model sees square pictures); crop the part that matters to a square first.")
-HIGH_BIT_DEPTH = ("Note: '{path}' is a {mode} picture (values {low:g} to {high:g}); it was mapped to "
-                  "8 bits, darkest pixel black and brightest white.")
+EMPTY = N_("empty (zero-byte) file")
+NOT_A_PICTURE = N_("not a picture (unknown file format)")
+CORRUPT = N_("truncated or corrupt picture ({detail})")
+TOO_MANY_PIXELS = N_("{pixels} pixels, more than the {limit} million a picture may have "
+                     "(a decompression bomb, or a scan far larger than a photo): make it smaller first")
+NO_VALUES = N_("every pixel of this {mode} picture is NaN or infinite: there is nothing to show")
+FLAT = N_("every pixel of this {mode} picture has the same value ({value:g}): there is nothing to show")
+SMALL_PICTURE = N_("Note: '{path}' is only {width}x{height} pixels, far smaller than the model's "
+                   "{size}x{size} input: it is enlarged {factor:.0f} times, so expect a blurry picture "
+                   "and a less reliable answer.")
+NOT_SUPPORTED = N_("{kind} picture, not supported here: convert it to JPEG or PNG first")
+FAR_FROM_SQUARE = N_("Note: '{path}' is {width}x{height} pixels, far from square: only its central {side}x{side} "
+                     "square is used (the model sees square pictures); crop the part that matters to a square first.")
+HIGH_BIT_DEPTH = N_("Note: '{path}' is a {mode} picture (values {low:g} to {high:g}); it was mapped to "
+                    "8 bits, darkest pixel black and brightest white.")
 
 # Picture kinds Pillow cannot read, known by their first bytes (an ISO media 'ftyp' brand, an SVG tag)
 # or their extension: named in the message, with what to do, instead of "unknown file format".

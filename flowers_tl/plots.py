@@ -11,25 +11,25 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .data import CLASSES, images_and_labels
-from .messages import class_name, say
+from .messages import N_, class_name, say
 from .scores import accuracy_name, check_probabilities, confusion_matrix
 
 # Labels drawn on the plots (English; flowers_tl/messages.py holds their Russian)
-TRAINING = "training"
-VALIDATION = "validation"
-EPOCH = "epoch"
-MODEL_METRIC = "model {metric}"
-PREDICTED = "predicted"
-TRUE = "true"
-CONFUSION_TITLE = "confusion matrix (accuracy {accuracy:.3f})"
-METRIC_NAMES = {"loss": "loss", "accuracy": "accuracy"}
-WHERE_IT_LOOKS = "where it looks for {predicted}"
-TOP_LOSS_TITLE = "#{index} true: {true}\npredicted: {predicted} ({probability:.0%})"  # evaluate's list: #N
-LOSS_TITLE = "loss {loss:.2f}"
-TOP_LOSSES_TITLE = "the {count} validation photos with the highest loss"
-YOUR_PHOTO = "your photo"
-FINE_TUNING_STARTS = "fine-tuning starts"
-PROBABILITY = "probability"
+TRAINING = N_("training")
+VALIDATION = N_("validation")
+EPOCH = N_("epoch")
+MODEL_METRIC = N_("model {metric}")
+PREDICTED = N_("predicted")
+TRUE = N_("true")
+CONFUSION_TITLE = N_("confusion matrix (accuracy {accuracy:.3f})")
+METRIC_NAMES = {"loss": N_("loss"), "accuracy": N_("accuracy")}
+WHERE_IT_LOOKS = N_("where it looks for {predicted}")
+TOP_LOSS_TITLE = N_("#{index} true: {true}\npredicted: {predicted} ({probability:.0%})")  # evaluate's list: #N
+LOSS_TITLE = N_("loss {loss:.2f}")
+TOP_LOSSES_TITLE = N_("the {count} validation photos with the highest loss")
+YOUR_PHOTO = N_("your photo")
+FINE_TUNING_STARTS = N_("fine-tuning starts")
+PROBABILITY = N_("probability")
 
 RIGHT_COLOR = "black"
 WRONG_COLOR = "red"

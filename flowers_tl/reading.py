@@ -12,20 +12,20 @@ import stat
 from typing import Optional
 
 from .errors import DataError
-from .messages import say
+from .messages import N_, say
 
-FILE_PROBLEM = "'{path}': {reason}"
-NOT_REGULAR = "{kind}, not a regular file; it was not read"
-TOO_LARGE = "{size:.0f} MB, more than the {limit:.0f} MB allowed; it was not read"
-CANNOT_READ = "cannot be read: {reason}"
+FILE_PROBLEM = N_("'{path}': {reason}")
+NOT_REGULAR = N_("{kind}, not a regular file; it was not read")
+TOO_LARGE = N_("{size:.0f} MB, more than the {limit:.0f} MB allowed; it was not read")
+CANNOT_READ = N_("cannot be read: {reason}")
 
-LOOPS = "a symbolic link that loops back on itself"
-FIFO = "a FIFO (named pipe)"
-CHARACTER_DEVICE = "a character device"
-BLOCK_DEVICE = "a block device"
-SOCKET = "a socket"
-FOLDER = "a folder"
-OTHER_KIND = "something else"
+LOOPS = N_("a symbolic link that loops back on itself")
+FIFO = N_("a FIFO (named pipe)")
+CHARACTER_DEVICE = N_("a character device")
+BLOCK_DEVICE = N_("a block device")
+SOCKET = N_("a socket")
+FOLDER = N_("a folder")
+OTHER_KIND = N_("something else")
 _KINDS = {stat.S_IFIFO: FIFO, stat.S_IFCHR: CHARACTER_DEVICE, stat.S_IFBLK: BLOCK_DEVICE,
           stat.S_IFSOCK: SOCKET, stat.S_IFDIR: FOLDER}
 

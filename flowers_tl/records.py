@@ -11,7 +11,11 @@ checked against `class` when it names a course flower; the other keys are inform
 
 from typing import Dict, Iterable, Optional, Sequence
 
-CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
+from .messages import NC_
+
+# The course's five classes, as the data labels them; `messages.class_name` shows them translated.
+CLASSES = [NC_("flower class", "daisy"), NC_("flower class", "dandelion"), NC_("flower class", "roses"),
+           NC_("flower class", "sunflowers"), NC_("flower class", "tulips")]
 
 # The photos' side in pixels, written once for shards, models and the command line.
 DEFAULT_IMAGE_SIZE = 192  # the course's shards (gs://flowers-public/tfrecords-jpeg-192x192-2)

@@ -10,25 +10,25 @@ Importing this module costs nothing (no TensorFlow).
 import numbers
 
 from .errors import ConfigError, WrongTypeError
-from .messages import say
+from .messages import N_, say
 from .records import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 
 MOBILENET_BLOCKS = 16  # MobileNetV2's inverted-residual blocks, numbered 1..16 (Keras' block_1 .. block_16)
 LARGEST_SEED = 2**32 - 1  # NumPy's and Keras' seeds are 32-bit
 
-WRONG_TYPE = "{name} must be {kind}, got {value} (a {type}): write it without quotes, e.g. {name}={example}."
-WHOLE_NUMBER = "a whole number"
-NUMBER = "a number"
-TOO_FEW = "{name} must be at least {least}, got {value}."
-NOT_ABOVE_ZERO = "{name} must be above 0, got {value}."
-SEED_RANGE = "{name} {value} must be between 0 and {largest} (a seed is any whole number in that range)."
-NO_SUCH_BLOCK = "{name} {value}: MobileNetV2 has blocks 1..{blocks} (13 fine-tunes its top 4)."
-IMAGE_TOO_SMALL = ("image size {height}x{width} is too small: MobileNetV2 needs at least {least}x{least} "
-                   "pixels (the course uses 192x192).")
-IMAGE_TOO_BIG = ("image size {height}x{width} is too large: the largest that fits is {most}x{most} (the course "
-                 "uses 192x192; MobileNetV2 was trained at 224x224 and gains little above it).")
-NOT_A_SIZE = ("{name} must be a whole number of pixels such as 192, or a (height, width) pair, got {value} "
-              "(a {type}).")
+WRONG_TYPE = N_("{name} must be {kind}, got {value} (a {type}): write it without quotes, e.g. {name}={example}.")
+WHOLE_NUMBER = N_("a whole number")
+NUMBER = N_("a number")
+TOO_FEW = N_("{name} must be at least {least}, got {value}.")
+NOT_ABOVE_ZERO = N_("{name} must be above 0, got {value}.")
+SEED_RANGE = N_("{name} {value} must be between 0 and {largest} (a seed is any whole number in that range).")
+NO_SUCH_BLOCK = N_("{name} {value}: MobileNetV2 has blocks 1..{blocks} (13 fine-tunes its top 4).")
+IMAGE_TOO_SMALL = N_("image size {height}x{width} is too small: MobileNetV2 needs at least {least}x{least} "
+                     "pixels (the course uses 192x192).")
+IMAGE_TOO_BIG = N_("image size {height}x{width} is too large: the largest that fits is {most}x{most} (the course "
+                   "uses 192x192; MobileNetV2 was trained at 224x224 and gains little above it).")
+NOT_A_SIZE = N_("{name} must be a whole number of pixels such as 192, or a (height, width) pair, got {value} "
+                "(a {type}).")
 
 
 def whole_number(value, name: str) -> int:

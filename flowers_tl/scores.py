@@ -6,7 +6,7 @@ needs neither TensorFlow nor matplotlib.
 
 import numpy as np
 
-from .messages import say
+from .messages import N_, say
 
 
 def confusion_matrix(labels, predictions, num_classes: int) -> np.ndarray:
@@ -23,11 +23,11 @@ def confusion_matrix(labels, predictions, num_classes: int) -> np.ndarray:
 # keep the name written; SparseCategoricalAccuracy() logs its class's name.
 ACCURACY_NAMES = ("accuracy", "acc", "sparse_categorical_accuracy")
 
-NO_ACCURACY = ("no {metric} in this history (it holds {keys}): compile the model with metrics=['accuracy'], "
-               "and pass validation_data to fit")
-PREDICTIONS = "The predictions"
-NOT_PROBABILITIES = ("{what} are not probabilities (values from {low:.3g} to {high:.3g}, rows adding up to "
-                     "{total:.3g}): the model's last layer needs activation='softmax'.")
+NO_ACCURACY = N_("no {metric} in this history (it holds {keys}): compile the model with metrics=['accuracy'], "
+                 "and pass validation_data to fit")
+PREDICTIONS = N_("The predictions")
+NOT_PROBABILITIES = N_("{what} are not probabilities (values from {low:.3g} to {high:.3g}, rows adding up to "
+                       "{total:.3g}): the model's last layer needs activation='softmax'.")
 
 
 def accuracy_name(history: dict, validation: bool = False) -> str:
@@ -41,7 +41,8 @@ def accuracy_name(history: dict, validation: bool = False) -> str:
     for name in ACCURACY_NAMES:
         if prefix + name in history:
             return prefix + name
-    raise KeyError(say(NO_ACCURACY, metric=prefix + "accuracy", keys=sorted(history)))
+    metric = prefix + "accuracy"
+    raise KeyError(say(NO_ACCURACY, metric=metric, keys=sorted(history)))
 
 
 def check_probabilities(probabilities, what: str = PREDICTIONS) -> np.ndarray:

@@ -11,6 +11,10 @@ import ast
 import inspect
 import textwrap
 
+from .messages import N_, say
+
+MUST_RETURN = N_("solutions.{name} must end with `return <the exercise's variable>`")
+
 
 def baseline_model(*, keras, accelerator, IMAGE_SIZE, CLASSES):
     """The first model: one Dense softmax layer on the flattened pixels."""
@@ -56,5 +60,5 @@ def cell_code(solution) -> str:
     body = ast.parse("".join(lines)).body[0].body
     first = body[1] if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) else body[0]
     if not isinstance(body[-1], ast.Return):
-        raise ValueError(f"solutions.{solution.__name__} must end with `return <the exercise's variable>`")
+        raise ValueError(say(MUST_RETURN, name=solution.__name__))
     return textwrap.dedent("".join(lines[first.lineno - 1: body[-1].lineno - 1]))

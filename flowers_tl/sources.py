@@ -13,13 +13,13 @@ from typing import List, Optional
 
 from . import data, online
 from .errors import DataError, OfflineWithoutData
-from .messages import say
+from .messages import N_, say
 
-BUCKET_UNUSABLE = ("Note: the course bucket {bucket} cannot be used ({reason}); using "
-                   "tensorflow-datasets' tf_flowers instead, converted once to the same format.")
+BUCKET_UNUSABLE = N_("Note: the course bucket {bucket} cannot be used ({reason}); using "
+                     "tensorflow-datasets' tf_flowers instead, converted once to the same format.")
 
-WEIGHTS_TOO = ("Training also needs MobileNetV2's weights: set FLOWERS_TL_WEIGHTS to a local no-top .h5 file, "
-               "or copy it into ~/.keras/models/.")
+WEIGHTS_TOO = N_("Training also needs MobileNetV2's weights: set FLOWERS_TL_WEIGHTS to a local no-top .h5 file, "
+                 "or copy it into ~/.keras/models/.")
 
 
 def find_shards(pattern: Optional[str] = None) -> List[str]:

@@ -29,14 +29,14 @@ from .accelerator import accelerator_scope, is_multi_worker, training_settings
 from .errors import ConfigError, WrongTypeError
 from .fitting import TrainingRun, fit_on_images
 from .frozen import FrozenPart, predict_batch
-from .messages import say
+from .messages import N_, say
 from .scores import accuracy_name, confusion_matrix
 
-NOT_COMPILED = ("the model is not compiled: call model.compile(optimizer='adam', "
-                "loss='sparse_categorical_crossentropy', metrics=['accuracy']) first.")
+NOT_COMPILED = N_("the model is not compiled: call model.compile(optimizer='adam', "
+                  "loss='sparse_categorical_crossentropy', metrics=['accuracy']) first.")
 
-NOT_A_SPLIT = ("split must be a DataSplit, the photos to train and validate on, got a {type}: write "
-               "split = ftl.split_shards(pattern) and pass split.")
+NOT_A_SPLIT = N_("split must be a DataSplit, the photos to train and validate on, got a {type}: write "
+                 "split = ftl.split_shards(pattern) and pass split.")
 
 
 @dataclasses.dataclass

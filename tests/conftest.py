@@ -31,6 +31,7 @@ NO_REAL_DATA = ("no real flowers data: set FLOWERS_TL_DATA (a glob of the course
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ["LANGUAGE"] = "en"  # the command line speaks the environment's language: the suite asserts its English
 
 
 def _local_data():

@@ -252,7 +252,7 @@ def test_convert_into_a_folder_with_shards(tmp_path, capsys, samples_dir):
         shutil.copy(next(samples_dir.glob(f"{name}__*.jpg")), tmp_path / "photos" / name)
     small_shards(str(tmp_path / "out"), count=1)
     error = cli_error(capsys, "convert", "--folder", str(tmp_path / "photos"), "--output", str(tmp_path / "out"))
-    assert "already holds 1 .tfrec file(s); pass --overwrite" in error
+    assert "already holds 1 .tfrec file; pass --overwrite" in error
 
 
 # ---------------------------------------------------------------- weights

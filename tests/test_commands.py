@@ -134,8 +134,8 @@ def dense_model(inputs, units, activation="softmax"):
 
 
 @pytest.mark.parametrize("model, message", [
-    (lambda: dense_model((32, 32, 3), 10), "has 10 output(s) and carries no class names"),
-    (lambda: dense_model((32, 32, 3), 1, "sigmoid"), "has 1 output(s) and carries no class names"),
+    (lambda: dense_model((32, 32, 3), 10), "has 10 outputs and carries no class names"),
+    (lambda: dense_model((32, 32, 3), 1, "sigmoid"), "has 1 output and carries no class names"),
     (lambda: dense_model((28, 28), 5), "takes inputs of shape (28, 28), not colour pictures"),
     (lambda: keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Dense(5)]),
      "outputs shape (8, 8, 5), not one row of class probabilities"),
@@ -152,7 +152,7 @@ def test_a_model_with_two_outputs_is_named(tmp_path, capsys):
     inputs = keras.Input((32, 32, 3))
     flat = keras.layers.Flatten()(inputs)
     model = keras.Model(inputs, [keras.layers.Dense(5)(flat), keras.layers.Dense(2)(flat)])
-    assert "has 1 input(s) and 2 output(s)" in cli_error(capsys, "predict", save(model, tmp_path), "x.png")
+    assert "has inputs: 1, outputs: 2" in cli_error(capsys, "predict", save(model, tmp_path), "x.png")
 
 
 @pytest.mark.parametrize("inputs", [(None, None, 3), (48, 64, 3)], ids=["any-size", "other-size"])
@@ -300,7 +300,7 @@ def test_a_full_disk_during_train_is_named_and_leaves_no_partial_file(tmp_path):
     ('{"cluster": {"worker": ["localhost", "b:2"]}}', "lists 'worker' as [\"localhost\", \"b:2\"], not a list"),
     ('{"cluster": {"worker": ["a:1", "b:2"]}}', "has no 'task' whose 'type' is one of ['worker']"),
     ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}',
-     "has task index 2, but 'worker' lists 2 address(es)"),
+     "has task index 2, but 'worker' lists 2 addresses"),
 ], ids=["not-json", "list", "cluster-list", "addresses-string", "no-port", "no-task", "index"])
 def test_a_malformed_tf_config_is_refused_by_name(monkeypatch, tf_config, problem):
     monkeypatch.setenv("TF_CONFIG", tf_config)

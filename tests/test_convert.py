@@ -130,8 +130,8 @@ def test_folder_report_counts_classes_and_names_skipped_files(photo_folder, conv
     assert "not a picture file name" in skipped["sunflowers/README.txt"]
     assert skipped["list.txt"] == "not inside a class folder"
     text = str(report)
-    assert f"Wrote {report.images} images of {SIZE}x{SIZE} in 3 shard(s)" in text
-    assert "tulips/truncated.jpg" in text and "Skipped 5 file(s)" in text
+    assert f"Wrote {report.images} images of {SIZE}x{SIZE} in 3 shards" in text
+    assert "tulips/truncated.jpg" in text and "Skipped 5 files:" in text
 
 
 def test_shards_follow_the_course_schema_and_names(converted):
@@ -214,7 +214,7 @@ def test_existing_shards_are_kept_unless_overwrite(photo_folder, tmp_path):
     output = tmp_path / "out"
     first = convert.convert_folder(str(root), str(output), image_size=32, shards=4)
     before = {p: open(p, "rb").read() for p in first.shards}
-    with pytest.raises(OutputExistsError, match=r"already holds 4 \.tfrec file\(s\); pass --overwrite"):
+    with pytest.raises(OutputExistsError, match=r"already holds 4 \.tfrec files; pass --overwrite"):
         convert.convert_folder(str(root), str(output), image_size=32, shards=2)
     assert {p: open(p, "rb").read() for p in first.shards} == before
     second = convert.convert_folder(str(root), str(output), image_size=32, shards=2, overwrite=True)
@@ -242,7 +242,7 @@ def test_class_with_only_broken_files_writes_nothing(photo_folder, tmp_path):
         (source / "daisy" / f"{index}.jpg").write_bytes((photo_folder[0] / "daisy" / "real_0.jpg").read_bytes())
     (source / "tulips" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
     output = tmp_path / "out"
-    with pytest.raises(DataError, match=r"no usable picture for class\(es\) \['tulips'\].*broken\.jpg"):
+    with pytest.raises(DataError, match=r"no usable picture for class \['tulips'\].*broken\.jpg"):
         convert.convert_folder(str(source), str(output), shards=3)
     assert os.listdir(output) == []
 
@@ -284,7 +284,7 @@ def test_missing_or_flat_folder(tmp_path):
     flat = tmp_path / "flat"
     flat.mkdir()
     (flat / "a.jpg").write_bytes(b"x")
-    with pytest.raises(DataError, match=r"has 0 class sub-folder\(s\); it needs at least 2"):
+    with pytest.raises(DataError, match=r"has 0 class sub-folders; it needs at least 2"):
         convert.convert_folder(str(flat), str(tmp_path / "out"))
 
 

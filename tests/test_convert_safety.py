@@ -321,7 +321,7 @@ def test_two_converts_started_together_write_every_photo_once(tmp_path, many_pho
     assert [code for code, _ in outcomes] == [0, 1], outcomes
     refusal = outcomes[1][1].strip()
     assert ("is being written by another run" in refusal  # the two overlapped: the claim refused one
-            or "already holds 4 .tfrec file(s)" in refusal), refusal  # one ended before the other looked
+            or "already holds 4 .tfrec files" in refusal), refusal  # one ended before the other looked
     shards = sorted(glob.glob(str(output / "*.tfrec")))
     assert len(shards) == 4 and sum(data.count_records(shard) for shard in shards) == 400
 

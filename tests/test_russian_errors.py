@@ -7,6 +7,8 @@ and what to write instead. The English sentences are asserted by the tests of ea
 
 import os
 import re
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -15,6 +17,7 @@ import pytest
 import flowers_tl as ftl
 from conftest import jpeg_bytes, write_shard
 from flowers_tl import data, explain, model as flowers_model, scores, training
+from flowers_tl.tool import cli
 from flowers_tl.errors import ConfigError, DataError
 
 SIZE = 32
@@ -137,3 +140,62 @@ def test_english_again_after_russian(uncompiled):
     ftl.set_language("en")
     with pytest.raises(ConfigError, match=r"^the model is not compiled: call model\.compile\("):
         training.train(uncompiled, None, epochs=1)
+
+
+# ---------------------------------------------------------------- the command line: the environment's language
+
+@pytest.fixture
+def russian_environment(monkeypatch):
+    """LANGUAGE=ru, as a Russian user's shell may have it; English again afterwards."""
+    monkeypatch.setenv("LANGUAGE", "ru")
+    yield
+    ftl.set_language("en")
+
+
+def cli_error(capsys, *args):
+    """The real command line in this process: its one error line (exit status 1)."""
+    assert cli.main(list(args)) == 1
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_the_command_line_says_a_missing_model_in_russian(russian_environment, capsys, tmp_path):
+    missing = str(tmp_path / "missing.keras")
+    assert cli_error(capsys, "evaluate", missing) == (
+        f"flowers-tl evaluate: ошибка: файла модели '{missing}' нет (обучите модель командой `flowers-tl train`)")
+
+
+def test_the_command_line_says_a_missing_photo_folder_in_russian(russian_environment, capsys, tmp_path):
+    folder = str(tmp_path / "photos")
+    assert cli_error(capsys, "convert", "--folder", folder, "--output", str(tmp_path / "out")) == (
+        f"flowers-tl convert: ошибка: папка с фотографиями '{folder}' не существует. Укажите папку, где на каждый "
+        "класс своя подпапка с фотографиями, например photos/daisy/*.jpg, photos/roses/*.jpg.")
+
+
+@pytest.mark.parametrize("count, files", [
+    (1, "1 файл"), (3, "3 файла"), (5, "5 файлов"), (21, "21 файл"), (12, "12 файлов")])
+def test_the_command_line_counts_existing_shards_in_russian(russian_environment, capsys, tmp_path, count, files):
+    output = tmp_path / "out"
+    output.mkdir()
+    for number in range(count):
+        (output / f"flowers{number:02}-1.tfrec").write_bytes(b"")
+    photos = tmp_path / "photos"
+    for name in ("daisy", "roses"):
+        (photos / name).mkdir(parents=True)
+        (photos / name / "a.jpg").write_bytes(jpeg_bytes())
+    assert cli_error(capsys, "convert", "--folder", str(photos), "--output", str(output)) == (
+        f"flowers-tl convert: ошибка: в '{output}' уже есть {files} .tfrec; передайте --overwrite (overwrite=True) "
+        "для замены или выберите другую выходную папку.")
+
+
+def test_lang_ru_in_a_fresh_process_gives_russian_and_c_gives_english():
+    """The usual gettext lookup (LANGUAGE, LC_ALL, LC_MESSAGES, LANG): a Russian locale, then the C locale."""
+    environment = {name: value for name, value in os.environ.items()
+                   if name not in ("LANGUAGE", "LC_ALL", "LC_MESSAGES")}
+    said = {}
+    for lang in ("ru_RU.UTF-8", "C.UTF-8"):
+        done = subprocess.run([sys.executable, "-m", "flowers_tl", "info"], capture_output=True, text=True, timeout=120,
+                              env={**environment, "LANG": lang, "KERAS_BACKEND": "theano", "PYTHONIOENCODING": "utf-8"})
+        assert done.returncode == 1
+        said[lang] = done.stderr.strip().splitlines()[-1]
+    assert said["ru_RU.UTF-8"].startswith("flowers-tl info: ошибка: KERAS_BACKEND='theano' — не бэкенд Keras: задайте")
+    assert said["C.UTF-8"].startswith("flowers-tl info: error: KERAS_BACKEND='theano' is not a Keras backend: set it")

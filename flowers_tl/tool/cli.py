@@ -1,5 +1,10 @@
 """The `flowers-tl` command line: train, evaluate, predict, convert, download, info.
 
+Its errors, notes and reports speak the language of the environment, as gettext programs do
+(LANGUAGE, LC_ALL, LC_MESSAGES, LANG: `LANG=ru_RU.UTF-8 flowers-tl ...` answers in Russian).
+The `--help` texts stay English, as argparse's own words around them (usage, options) do:
+a help half in one language and half in another reads worse than one in English.
+
 Conventions: results go to stdout, notes and progress to stderr. Exit status 0 on
 success, 1 when the command ran and failed (a `FlowersTLError`, printed as one line on
 stderr instead of a traceback), 2 for a usage error (argparse's), 130 when interrupted.
@@ -20,6 +25,7 @@ import tempfile
 from .. import __version__, rules
 from ..errors import ConfigError, FlowersTLError, OutputExistsError, first_line
 from .files import CannotWrite, OutputClaim, interrupt_on_signals, write_text_atomically, written_atomically
+from ..messages import N_, N_plural, say, say_n, use_environment_language
 from ..records import DEFAULT_IMAGE_SIZE
 
 RUNTIME_ERROR = 1  # the command ran and failed; argparse uses 2 for usage errors
@@ -36,6 +42,69 @@ RESUME_SETTINGS = ("data", "weights", "image_size", "batch_size", "head", "valid
                    "fine_tune_from")
 FINE_TUNE_SETTINGS = ("fine_tune_epochs", "fine_tune_rate")  # matter only when fine-tuning
 
+# --- What the command line says (English here; Russian in flowers_tl/locale) -----------------
+UNRECOGNIZED = N_("unrecognized arguments: {arguments}")
+ERROR_LINE = N_("flowers-tl {command}: error: {error}")
+INTERRUPTED_LINE = N_("flowers-tl {command}: interrupted")
+INTERRUPTED_BECAUSE = N_("flowers-tl {command}: interrupted: {why}")
+NOT_A_BACKEND = N_("KERAS_BACKEND='{backend}' is not a Keras backend: set it to one of {backends} (the course uses "
+                   "tensorflow or jax), or unset it.")
+BACKEND_NOT_INSTALLED = N_("KERAS_BACKEND='{backend}' but the package '{package}' is not installed: install it "
+                           "(JAX: pip install -e \".[jax]\"), or unset KERAS_BACKEND to use tensorflow.")
+MODEL_EXISTS = N_("'{path}' exists; pass --overwrite to replace it, or choose another --output folder")
+DATA_NOTE = N_("Data: {pattern}: {split}")
+CLASSES_NOTE = N_("Classes: {classes} (read from the shards' labels)")
+OUTPUT_IS_A_FILE = N_("--output '{output}' is a file; give a folder for the model and metrics")
+OUTPUT_UNDER_A_FILE = N_("--output '{output}' cannot be made: '{parent}' is a file, not a folder; choose another "
+                         "--output")
+OUTPUT_NOT_WRITABLE = N_("--output '{output}' is not writable ({reason}); choose a folder you can write to")
+RUN_NOT_WRITTEN = N_("could not write the run into '{output}' ({reason}); free some space or choose another --output, "
+                     "then run the same command again")
+RUN_NOT_WRITTEN_RESUMABLE = N_("could not write the run into '{output}' ({reason}); free some space or choose "
+                               "another --output, then run the same command again (it resumes from '{backup}')")
+FINE_TUNING_NOTE = N_("Head: validation accuracy {accuracy:.4f}. Fine-tuning from block {block}:")
+TRAINED = N_("Validation accuracy {final:.4f} (best {best:.4f}) in {seconds:.1f} s; model, metrics and curves in "
+             "{output}/")
+RESUMING = N_("Resuming the interrupted run saved in {backup}/")
+EVALUATED = N_plural("{images} image, accuracy {accuracy:.4f}", "{images} images, accuracy {accuracy:.4f}")
+NOT_AVAILABLE = N_("n/a")
+CONFUSION_HEADING = N_("confusion matrix (rows: true class, columns: predicted)")
+TOP_LOSSES_HEADING = N_plural("the {count} photo with the highest loss (drawn in {folder}/top_losses.png):",
+                              "the {count} photos with the highest loss (drawn in {folder}/top_losses.png):")
+TOP_LOSS_ROW = N_("  #{index:<5} true {true:<11} predicted {predicted:<11} ({probability:.1%}), loss {loss:.2f}")
+OTHER_CLASSES = N_("model '{path}' knows the classes {model_classes}, but the shards '{pattern}' hold "
+                   "{data_classes}: evaluate a model on shards of the classes it was trained on (same folders, "
+                   "same order)")
+NOT_ONE_INPUT = N_("a picture classifier has one input and one output (pictures in, class probabilities out), but "
+                   "model '{path}' has inputs: {inputs}, outputs: {outputs}")
+NOT_PICTURE_INPUTS = N_("model '{path}' takes inputs of shape {shape}, not colour pictures (height, width, 3)")
+NOT_ONE_ROW = N_("model '{path}' outputs shape {shape}, not one row of class probabilities per picture")
+NO_CLASS_NAMES = N_plural("model '{path}' has {outputs} output and carries no class names, so its answers cannot be "
+                          "named: a classifier of the course's {classes} classes has {classes} outputs, one "
+                          "probability per class (train one with `flowers-tl train`)",
+                          "model '{path}' has {outputs} outputs and carries no class names, so its answers cannot "
+                          "be named: a classifier of the course's {classes} classes has {classes} outputs, one "
+                          "probability per class (train one with `flowers-tl train`)")
+ANY_SIZE_NOTE = N_("Note: model '{path}' accepts any picture size; using {width}x{height}.")
+SKIPPED = N_("flowers-tl predict: skipped: {problem}")
+OPTION_IS_A_FILE = N_("{option} '{path}' is a file; give a folder for the PNG pictures")
+VERSIONS = N_("Python {python}, TensorFlow {tensorflow}, Keras {keras}")
+JAX_VERSION = N_("JAX {version}")
+JAX_MISSING = N_("JAX not installed")
+DATA_PATTERN = N_("Data pattern: {pattern}")
+WEIGHTS = N_("Weights: {weights}")
+NOT_A_FLOWERS_MODEL = N_("'{path}' is not a Keras model saved by flowers-tl: {reason}")
+GIVE_INSIDE = N_("give '{inside}'")
+SAVED_MODEL_FOLDER = N_("Keras 3 loads only .keras files; save it with model.save('model.keras')")
+GIVE_THE_FILE = N_("give the .keras file")
+MODEL_IS_A_FOLDER = N_("model '{path}' is a folder, not a .keras file: {hint}")
+NO_MODEL_FILE = N_("model file '{path}' does not exist (train one with `flowers-tl train`)")
+MODEL_NOT_REGULAR = N_("model '{path}' is not a regular file (a device, pipe or socket); give a .keras file")
+NOT_A_ZIP = N_plural("'{path}' is not a Keras model saved by flowers-tl: its {size} byte is not a zip archive, as "
+                     ".keras files are, so it is truncated or not a model; copy or save it again",
+                     "'{path}' is not a Keras model saved by flowers-tl: its {size} bytes are not a zip archive, "
+                     "as .keras files are, so it is truncated or not a model; copy or save it again")
+
 
 def main(argv=None) -> int:
     """Entry point of the console script and of `python -m flowers_tl`."""
@@ -44,19 +113,21 @@ def main(argv=None) -> int:
     set_defaults()  # TensorFlow's start-up lines, whichever command loads it first
     install_import_hook()
     _tolerant_output()
+    use_environment_language()
     parser = _parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # said by the command's own parser, with its usage line
-        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+        parser.commands[args.command].error(say(UNRECOGNIZED, arguments=" ".join(unknown)))
     try:
         check_keras_backend()
         return args.run(args) or 0
     except FlowersTLError as error:
-        print(f"flowers-tl {args.command}: error: {error}", file=sys.stderr)
+        print(say(ERROR_LINE, command=args.command, error=error), file=sys.stderr)
         return RUNTIME_ERROR
     except KeyboardInterrupt as interruption:  # convert says how far it got
         said = str(interruption) if type(interruption) is not KeyboardInterrupt else ""
-        print(f"flowers-tl {args.command}: interrupted{': ' + said if said else ''}", file=sys.stderr)
+        print(say(INTERRUPTED_BECAUSE, command=args.command, why=said) if said
+              else say(INTERRUPTED_LINE, command=args.command), file=sys.stderr)
         return INTERRUPTED
 
 
@@ -80,13 +151,9 @@ def check_keras_backend() -> None:
     if not backend:
         return
     if backend not in KERAS_BACKENDS:
-        raise ConfigError(f"KERAS_BACKEND='{backend}' is not a Keras backend: set it to one of "
-                          f"{', '.join(sorted(KERAS_BACKENDS))} (the course uses tensorflow or jax), "
-                          "or unset it.")
+        raise ConfigError(say(NOT_A_BACKEND, backend=backend, backends=", ".join(sorted(KERAS_BACKENDS))))
     if importlib.util.find_spec(KERAS_BACKENDS[backend]) is None:
-        raise ConfigError(f"KERAS_BACKEND='{backend}' but the package '{KERAS_BACKENDS[backend]}' is not "
-                          "installed: install it (JAX: pip install -e \".[jax]\"), or unset KERAS_BACKEND "
-                          "to use tensorflow.")
+        raise ConfigError(say(BACKEND_NOT_INSTALLED, backend=backend, package=KERAS_BACKENDS[backend]))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -94,7 +161,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="flowers-tl", allow_abbrev=False,
         description="Transfer learning on the five-class flowers TFRecords with a frozen MobileNetV2.",
         epilog="Results go to stdout, notes and progress to stderr. Exit status: 0 done, 1 the command "
-               "failed (one error line on stderr), 2 usage error, 130 interrupted.")
+               "failed (one error line on stderr), 2 usage error, 130 interrupted. Messages follow the "
+               "environment's language (LANGUAGE, LC_ALL, LANG; e.g. LANGUAGE=ru for Russian).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     parser.commands = commands.choices  # {name: its parser}, for `main` to report a command's own errors
@@ -250,8 +318,7 @@ def _run_train(args) -> int:
 
     model_path = os.path.join(args.output, "model.keras")
     if os.path.exists(model_path) and not args.overwrite:
-        raise OutputExistsError(f"'{model_path}' exists; pass --overwrite to replace it, "
-                                "or choose another --output folder")
+        raise OutputExistsError(say(MODEL_EXISTS, path=model_path))
     accelerator = cluster.choose_accelerator()
     split = sources.split_shards(args.data, args.validation_shards)
     classes = data.class_names(split.validation_shards + split.training_shards)
@@ -261,9 +328,9 @@ def _run_train(args) -> int:
 
         photos_per_step = min(photos_per_step, ACTIVATION_BATCH_SIZE)
     flowers_model.check_memory(args.image_size, photos_per_step)
-    print(f"Data: {data.data_pattern(args.data)}: {split}", file=sys.stderr)
+    print(say(DATA_NOTE, pattern=data.data_pattern(args.data), split=split), file=sys.stderr)
     if classes != data.CLASSES:
-        print(f"Classes: {', '.join(classes)} (read from the shards' labels)", file=sys.stderr)
+        print(say(CLASSES_NOTE, classes=", ".join(classes)), file=sys.stderr)
     made_output = not os.path.exists(args.output)
     _check_output_folder(args.output)
     backup = os.path.join(args.output, BACKUP_FOLDER)
@@ -292,21 +359,19 @@ def _check_output_folder(output: str) -> None:
     permission bits say nothing for root and nothing about read-only file systems.
     """
     if os.path.exists(output) and not os.path.isdir(output):
-        raise ConfigError(f"--output '{output}' is a file; give a folder for the model and metrics")
+        raise ConfigError(say(OUTPUT_IS_A_FILE, output=output))
     parent = os.path.dirname(os.path.abspath(output))
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent):
-        raise ConfigError(f"--output '{output}' cannot be made: '{parent}' is a file, not a folder; "
-                          "choose another --output")
+        raise ConfigError(say(OUTPUT_UNDER_A_FILE, output=output, parent=parent))
     try:
         os.makedirs(output, exist_ok=True)
         handle, probe = tempfile.mkstemp(prefix=".probe-", dir=output)
         os.close(handle)
         os.remove(probe)
     except OSError as error:
-        raise ConfigError(f"--output '{output}' is not writable ({error.strerror or error}); "
-                          "choose a folder you can write to") from None
+        raise ConfigError(say(OUTPUT_NOT_WRITABLE, output=output, reason=error.strerror or error)) from None
 
 
 @contextlib.contextmanager
@@ -321,9 +386,8 @@ def _writing_into(output: str):
         first = error.reason if isinstance(error, CannotWrite) else first_line(error)
         backup = os.path.join(output, BACKUP_FOLDER)
         kept = keep_usable_backup(backup)
-        raise ConfigError(f"could not write the run into '{output}' ({first}); free some space or "
-                          "choose another --output, then run the same command again"
-                          + (f" (it resumes from '{backup}')" if kept else "")) from None
+        raise ConfigError(say(RUN_NOT_WRITTEN_RESUMABLE if kept else RUN_NOT_WRITTEN, output=output, reason=first,
+                              backup=backup)) from None
 
 
 def _train_and_save(args, accelerator, split, classes, model_path) -> None:
@@ -345,8 +409,7 @@ def _train_and_save(args, accelerator, split, classes, model_path) -> None:
     result.history = _history_from_log(os.path.join(args.output, TRAINING_LOG))  # resumed runs too
     head_accuracy = result.final_val_accuracy
     if args.fine_tune_from is not None:
-        print(f"Head: validation accuracy {head_accuracy:.4f}. Fine-tuning from block {args.fine_tune_from}:",
-              file=sys.stderr)
+        print(say(FINE_TUNING_NOTE, accuracy=head_accuracy, block=args.fine_tune_from), file=sys.stderr)
         result = _fine_tune(model, split, accelerator, args, result)
     with written_atomically(model_path, suffix=".keras") as partial:  # never a half-saved model
         model.save(partial)
@@ -374,8 +437,8 @@ def _train_and_save(args, accelerator, split, classes, model_path) -> None:
         plots.display_training_curves(result.history, fine_tune_start=None if args.fine_tune_from is None
                                       else args.epochs + 1).savefig(partial)
     shutil.rmtree(os.path.join(args.output, BACKUP_FOLDER), ignore_errors=True)  # done: nothing to resume
-    print(f"Validation accuracy {result.final_val_accuracy:.4f} (best {result.best_val_accuracy:.4f}) "
-          f"in {result.wall_time_s:.1f} s; model, metrics and curves in {args.output}/", file=args.results)
+    print(say(TRAINED, final=result.final_val_accuracy, best=result.best_val_accuracy, seconds=result.wall_time_s,
+              output=args.output), file=args.results)
 
 
 def _fine_tune(model, split, accelerator, args, head_result):
@@ -415,7 +478,7 @@ def _resume_callbacks(args, split, log_name: str = TRAINING_LOG, stage: str = ""
             saved = json.load(handle)
         runs.check_same_inputs(saved, settings, backup)
         if not stage:  # said once, for the head
-            print(f"Resuming the interrupted run saved in {backup}/", file=sys.stderr)
+            print(say(RESUMING, backup=backup), file=sys.stderr)
     else:
         os.makedirs(backup, exist_ok=True)
         write_text_atomically(settings_path, json.dumps(settings))
@@ -461,21 +524,20 @@ def _evaluate(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2), flush=True)
         return _draw_top_losses(drawn, args.output_dir)
-    print(f"{report['images']} images, accuracy {report['accuracy']:.4f}")
+    print(say_n(*EVALUATED, report["images"], images=report["images"], accuracy=report["accuracy"]))
     names = [_one_line(name) for name in report["classes"]]
     for name, value in zip(names, report["per_class_accuracy"].values()):
-        print(f"  {name:<11} {'n/a' if value is None else f'{value:.4f}'}")
+        print(f"  {name:<11} {say(NOT_AVAILABLE) if value is None else f'{value:.4f}'}")
     width = max(len(c) for c in names)
-    print("confusion matrix (rows: true class, columns: predicted)")
+    print(say(CONFUSION_HEADING))
     print(" " * (width + 1) + " ".join(f"{c[:6]:>6}" for c in names))
     for name, row in zip(names, report["confusion_matrix"]):
         print(f"{name:<{width}} " + " ".join(f"{v:>6}" for v in row))
     if worst is not None:
-        print(f"the {len(worst)} photos with the highest loss (drawn in {args.output_dir}/top_losses.png):")
+        print(say_n(*TOP_LOSSES_HEADING, len(worst), count=len(worst), folder=args.output_dir))
         for row in worst:
-            print(f"  #{row['index']:<5} true {_one_line(row['true_class']):<11} "
-                  f"predicted {_one_line(row['predicted_class']):<11} "
-                  f"({row['probability']:.1%}), loss {row['loss']:.2f}")
+            print(say(TOP_LOSS_ROW, index=row["index"], true=_one_line(row["true_class"]),
+                      predicted=_one_line(row["predicted_class"]), probability=row["probability"], loss=row["loss"]))
     sys.stdout.flush()
     return _draw_top_losses(drawn, args.output_dir)
 
@@ -510,9 +572,8 @@ def _check_same_classes(model_path: str, model_classes, data_classes, pattern: s
     """ConfigError when the model was trained on other classes than the shards hold (its answers
     would be compared with the wrong names)."""
     if list(model_classes) != list(data_classes):
-        raise ConfigError(f"model '{model_path}' knows the classes {', '.join(model_classes)}, but the "
-                          f"shards '{pattern}' hold {', '.join(data_classes)}: evaluate a model on shards "
-                          "of the classes it was trained on (same folders, same order)")
+        raise ConfigError(say(OTHER_CLASSES, path=model_path, model_classes=", ".join(model_classes), pattern=pattern,
+                              data_classes=", ".join(data_classes)))
 
 
 def _progress_bar(total: int):
@@ -551,26 +612,20 @@ def _classifier_shape(model, path: str):
 
     inputs, outputs = getattr(model, "inputs", None) or [], getattr(model, "outputs", None) or []
     if len(inputs) != 1 or len(outputs) != 1:
-        raise ConfigError(f"model '{path}' has {len(inputs)} input(s) and {len(outputs)} output(s); a picture "
-                          "classifier has one of each (pictures in, class probabilities out)")
+        raise ConfigError(say(NOT_ONE_INPUT, path=path, inputs=len(inputs), outputs=len(outputs)))
     shape, out_shape = tuple(inputs[0].shape), tuple(outputs[0].shape)
     if len(shape) != 4 or shape[-1] != 3:
-        raise ConfigError(f"model '{path}' takes inputs of shape {shape[1:]}, not colour pictures "
-                          "(height, width, 3)")
+        raise ConfigError(say(NOT_PICTURE_INPUTS, path=path, shape=shape[1:]))
     if len(out_shape) != 2:
-        raise ConfigError(f"model '{path}' outputs shape {out_shape[1:]}, not one row of class "
-                          "probabilities per picture")
+        raise ConfigError(say(NOT_ONE_ROW, path=path, shape=out_shape[1:]))
     names = class_names_of(model)
     if names is None and out_shape[-1] == len(CLASSES):
         names = list(CLASSES)
     if names is None:
-        raise ConfigError(f"model '{path}' has {out_shape[-1]} output(s) and carries no class names, so its "
-                          f"answers cannot be named: a classifier of the course's {len(CLASSES)} classes "
-                          f"has {len(CLASSES)} outputs, one probability per class (train one with "
-                          "`flowers-tl train`)")
+        raise ConfigError(say_n(*NO_CLASS_NAMES, out_shape[-1], path=path, outputs=out_shape[-1], classes=len(CLASSES)))
     size = (shape[1] or DEFAULT_IMAGE_SIZE, shape[2] or DEFAULT_IMAGE_SIZE)
     if None in shape[1:3]:  # a note: stderr, so stdout keeps only the results
-        print(f"Note: model '{path}' accepts any picture size; using {size[0]}x{size[1]}.", file=sys.stderr)
+        print(say(ANY_SIZE_NOTE, path=path, width=size[0], height=size[1]), file=sys.stderr)
     return names, size
 
 
@@ -610,8 +665,8 @@ def _answer_each(model, args, classes, shape, results: list) -> int:
             pixels = _picture_for(path, *shape)
         except picture_errors as error:
             first = first_line(error)
-            print(f"flowers-tl predict: skipped: {first if path in first else f'{path!r}: {first}'}",
-                  file=sys.stderr)
+            problem = first if path in first else f"{path!r}: {first}"
+            print(say(SKIPPED, problem=problem), file=sys.stderr)
             failures += 1
             continue
         probabilities = np.asarray(model.predict_on_batch(pixels[None]))[0]
@@ -651,7 +706,7 @@ def _note(text: str) -> None:
 def _make_folder(path: str, option: str) -> None:
     """Create the folder an option names; ConfigError when a file is in the way."""
     if os.path.exists(path) and not os.path.isdir(path):
-        raise ConfigError(f"{option} '{path}' is a file; give a folder for the PNG pictures")
+        raise ConfigError(say(OPTION_IS_A_FILE, option=option, path=path))
     os.makedirs(path, exist_ok=True)
 
 
@@ -724,15 +779,16 @@ def _info(args) -> int:
     from ..data import data_pattern
     from ..model import resolve_weights
 
-    print(f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}")
+    print(say(VERSIONS, python=platform.python_version(), tensorflow=tf.__version__, keras=keras.__version__))
     try:
         import jax
 
-        print(f"JAX {jax.__version__}")
+        print(say(JAX_VERSION, version=jax.__version__))
     except ImportError:
-        print("JAX not installed")
-    print(f"Data pattern: {data_pattern()}")
-    print(f"Weights: {os.environ.get('FLOWERS_TL_WEIGHTS') or 'imagenet'}")
+        print(say(JAX_MISSING))
+    print(say(DATA_PATTERN, pattern=data_pattern()))
+    weights = os.environ.get("FLOWERS_TL_WEIGHTS") or "imagenet"
+    print(say(WEIGHTS, weights=weights))
     choose_accelerator()
     resolve_weights()  # fails early, with a clear message, on a missing weights file
     return 0
@@ -752,7 +808,7 @@ def _load_model(path: str):
         return keras.saving.load_model(path, compile=False)
     except Exception as error:
         first = first_line(error)
-        raise ConfigError(f"'{path}' is not a Keras model saved by flowers-tl: {first}") from None
+        raise ConfigError(say(NOT_A_FLOWERS_MODEL, path=path, reason=first)) from None
 
 
 def _check_model_file(path: str) -> None:
@@ -763,19 +819,17 @@ def _check_model_file(path: str) -> None:
 
     if os.path.isdir(path):
         inside = os.path.join(path, "model.keras")
-        hint = (f"give '{inside}'" if os.path.isfile(inside) else
-                "Keras 3 loads only .keras files; save it with model.save('model.keras')"
-                if os.path.isfile(os.path.join(path, "saved_model.pb")) else "give the .keras file")
-        raise ConfigError(f"model '{path}' is a folder, not a .keras file: {hint}")
+        hint = (say(GIVE_INSIDE, inside=inside) if os.path.isfile(inside) else
+                say(SAVED_MODEL_FOLDER) if os.path.isfile(os.path.join(path, "saved_model.pb")) else say(GIVE_THE_FILE))
+        raise ConfigError(say(MODEL_IS_A_FOLDER, path=path, hint=hint))
     if not os.path.exists(path):
-        raise ConfigError(f"model file '{path}' does not exist (train one with `flowers-tl train`)")
+        raise ConfigError(say(NO_MODEL_FILE, path=path))
     if not os.path.isfile(path):
-        raise ConfigError(f"model '{path}' is not a regular file (a device, pipe or socket); give a .keras file")
+        raise ConfigError(say(MODEL_NOT_REGULAR, path=path))
     check_not_hdf5(path)
     if not zipfile.is_zipfile(path):
-        raise ConfigError(f"'{path}' is not a Keras model saved by flowers-tl: its {os.path.getsize(path)} "
-                          "bytes are not a zip archive, as .keras files are, so it is truncated or not a "
-                          "model; copy or save it again")
+        size = os.path.getsize(path)
+        raise ConfigError(say_n(*NOT_A_ZIP, size, path=path, size=size))
 
 
 if __name__ == "__main__":

@@ -13,23 +13,31 @@ from typing import Optional
 
 from ..accelerator import Accelerator, detect_accelerator
 from ..errors import ConfigError
-from ..messages import say
+from ..messages import N_, N_plural, say, say_n
 
-TF_CONFIG_INVALID = ("TF_CONFIG {problem}. It should look like "
-                     "{{\"cluster\": {{\"worker\": [\"host1:port\", \"host2:port\"]}}, "
-                     "\"task\": {{\"type\": \"worker\", \"index\": 0}}}}; fix it, or unset it "
-                     "(`unset TF_CONFIG`) to train on this machine alone.")
-WAITING_FOR_WORKERS = "Waiting up to {seconds} s for the other workers named in TF_CONFIG: {addresses}"
-WORKERS_SILENT = ("the workers {addresses} named in TF_CONFIG did not answer within {seconds} s: start them "
-                  "(same TF_CONFIG, each with its own task index), fix their addresses, or unset TF_CONFIG "
-                  "to train on this machine alone ({variable} sets how long to wait).")
-CANNOT_LISTEN = ("this worker cannot listen on {address}, its own address in TF_CONFIG ({problem}): "
-                 "choose a free port there.")
-BAD_WAIT = "{variable}='{value}' is not a number of seconds above 0 (the default is {default})."
-STOPPED_WAITING = "stopped while waiting for the other workers named in TF_CONFIG"
-# How long `detect_accelerator` waits for the other workers of TF_CONFIG, and the variable that sets it.
+NOT_JSON = N_("is not valid JSON ({problem})")
+NOT_AN_OBJECT = N_("is a JSON {kind}, not an object")
+CLUSTER_NOT_AN_OBJECT = N_("has a 'cluster' that is not an object")
+NOT_ADDRESSES = N_("lists '{role}' as {addresses}, not a list of \"host:port\"")
+NO_TASK = N_("has no 'task' whose 'type' is one of {roles}")
+NO_SUCH_TASK = N_plural("has task index {index}, but '{role}' lists {count} address",
+                        "has task index {index}, but '{role}' lists {count} addresses")
+
+TF_CONFIG_INVALID = N_("TF_CONFIG {problem}. It should look like "
+                       "{{\"cluster\": {{\"worker\": [\"host1:port\", \"host2:port\"]}}, "
+                       "\"task\": {{\"type\": \"worker\", \"index\": 0}}}}; fix it, or unset it "
+                       "(`unset TF_CONFIG`) to train on this machine alone.")
+WAITING_FOR_WORKERS = N_("Waiting up to {seconds} s for the other workers named in TF_CONFIG: {addresses}")
+WORKERS_SILENT = N_("the workers {addresses} named in TF_CONFIG did not answer within {seconds} s: start them "
+                    "(same TF_CONFIG, each with its own task index), fix their addresses, or unset TF_CONFIG "
+                    "to train on this machine alone ({variable} sets how long to wait).")
+CANNOT_LISTEN = N_("this worker cannot listen on {address}, its own address in TF_CONFIG ({problem}): "
+                   "choose a free port there.")
+BAD_WAIT = N_("{variable}='{value}' is not a number of seconds above 0 (the default is {default}).")
+STOPPED_WAITING = N_("stopped while waiting for the other workers named in TF_CONFIG")
+# How long `choose_accelerator` waits for the other workers of TF_CONFIG, and the variable that sets it.
 WORKER_WAIT_S = 120
-WORKER_WAIT_VARIABLE_NAME = ("FLOWERS_TL_WORKER_TIMEOUT",)  # a tuple: a name, not a sentence
+WORKER_WAIT_VARIABLE = "FLOWERS_TL_WORKER_TIMEOUT"
 
 
 def cluster_size() -> int:
@@ -50,23 +58,23 @@ def tf_config() -> Optional[dict]:
     try:
         config = json.loads(raw)
     except ValueError as error:
-        raise _invalid(f"is not valid JSON ({error})") from None
+        raise _invalid(say(NOT_JSON, problem=error)) from None
     if not isinstance(config, dict):
-        raise _invalid(f"is a JSON {type(config).__name__}, not an object")
+        raise _invalid(say(NOT_AN_OBJECT, kind=type(config).__name__))
     cluster = config.get("cluster", {})
     if not isinstance(cluster, dict):
-        raise _invalid("has a 'cluster' that is not an object")
+        raise _invalid(say(CLUSTER_NOT_AN_OBJECT))
     for role, addresses in cluster.items():
         if not isinstance(addresses, list) or not all(_is_address(a) for a in addresses):
-            raise _invalid(f"lists '{role}' as {json.dumps(addresses)[:100]}, not a list of \"host:port\"")
+            raise _invalid(say(NOT_ADDRESSES, role=role, addresses=json.dumps(addresses)[:100]))
     if sum(len(addresses) for addresses in cluster.values()) > 1:
         task = config.get("task")
         if not isinstance(task, dict) or task.get("type") not in cluster:
-            raise _invalid(f"has no 'task' whose 'type' is one of {sorted(cluster)}")
+            raise _invalid(say(NO_TASK, roles=sorted(cluster)))
         index = task.get("index", 0)
         if not isinstance(index, int) or not 0 <= index < len(cluster[task["type"]]):
-            raise _invalid(f"has task index {index!r}, but '{task['type']}' lists "
-                           f"{len(cluster[task['type']])} address(es)")
+            count = len(cluster[task["type"]])
+            raise _invalid(say_n(*NO_SUCH_TASK, count, index=repr(index), role=task["type"], count=count))
     return config
 
 
@@ -108,7 +116,7 @@ def wait_for_workers(timeout_s: Optional[float] = None) -> None:
         with _listening(own):
             silent = _silent(others)
             if silent:
-                print(say(WAITING_FOR_WORKERS, seconds=f"{timeout_s:g}", addresses=", ".join(silent)), flush=True)
+                print(say(WAITING_FOR_WORKERS, seconds=format(timeout_s, "g"), addresses=", ".join(silent)), flush=True)
             while silent and time.monotonic() < deadline:
                 time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
                 silent = _silent(silent)
@@ -116,8 +124,8 @@ def wait_for_workers(timeout_s: Optional[float] = None) -> None:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if silent:
-        raise ConfigError(say(WORKERS_SILENT, addresses=", ".join(silent), seconds=f"{timeout_s:g}",
-                              variable=WORKER_WAIT_VARIABLE_NAME[0]))
+        raise ConfigError(say(WORKERS_SILENT, addresses=", ".join(silent), seconds=format(timeout_s, "g"),
+                              variable=WORKER_WAIT_VARIABLE))
 
 
 def _stop_waiting(signum, frame):
@@ -127,7 +135,7 @@ def _stop_waiting(signum, frame):
 
 def _worker_wait() -> float:
     """Seconds to wait for the other workers: $FLOWERS_TL_WORKER_TIMEOUT, else WORKER_WAIT_S."""
-    variable = WORKER_WAIT_VARIABLE_NAME[0]
+    variable = WORKER_WAIT_VARIABLE
     raw = os.environ.get(variable, "").strip()
     if not raw:
         return float(WORKER_WAIT_S)

@@ -40,13 +40,11 @@ import time
 import unicodedata
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .. import rules
-
-from .. import online
+from .. import online, rules
 from ..errors import ConfigError, DataError, OfflineWithoutData, OutputExistsError, first_line
 from .files import (OutputClaim, interrupt_on_signals, make_output_folder, publish, remove_stale_partials,
                     write_text_atomically)
-from ..messages import say, say_n
+from ..messages import N_, N_plural, say, say_n
 from ..pictures import (NOT_SUPPORTED, crop_fill, decode_picture, encode_jpeg, far_from_square_note, is_picture_name,
                        read_picture_bytes, small_picture_note, to_rgb, unsupported_kind)
 from ..quiet import absl_warnings_off
@@ -58,44 +56,78 @@ DEFAULT_SEED = 42
 PARTIAL_SUFFIX = ".tfrec.tmp"
 JPEG_QUALITY = 90
 CACHE_ENV_VARIABLE = "FLOWERS_TL_CACHE"
-LOCAL_COPY_REMEDY = ("set FLOWERS_TL_DATA to a pattern of local shards (e.g. '/data/flowers/*.tfrec'), or make "
-                     "shards from a photo folder with `flowers-tl convert --folder`.")
-TF_FLOWERS_OFFLINE = ("could not load tensorflow-datasets' tf_flowers: you are offline (no answer from "
-                      "storage.googleapis.com) and it was never downloaded. Online, it is downloaded once "
-                      "(about 220 MB); offline, " + LOCAL_COPY_REMEDY)
+LOCAL_COPY_REMEDY = N_("set FLOWERS_TL_DATA to a pattern of local shards (e.g. '/data/flowers/*.tfrec'), or make "
+                       "shards from a photo folder with `flowers-tl convert --folder`.")
+TF_FLOWERS_OFFLINE = N_("could not load tensorflow-datasets' tf_flowers: you are offline (no answer from "
+                        "storage.googleapis.com) and it was never downloaded. Online, it is downloaded once "
+                        "(about 220 MB); offline, {remedy}")
+TF_FLOWERS_FAILED = N_("could not load tensorflow-datasets' tf_flowers: {kind}: {problem}. Remedies: {remedy}")
+NOT_A_PHOTO_FOLDER = N_("photo folder '{folder}' {what}. Give a folder with one sub-folder of photos per class, "
+                        "e.g. photos/daisy/*.jpg, photos/roses/*.jpg.")
+IS_A_FILE = N_("is a file, not a folder")
+BROKEN_LINK = N_("is a symbolic link to nothing, or one that loops")
+DOES_NOT_EXIST = N_("does not exist")
+OUTSIDE_CLASS_FOLDERS = N_("not inside a class folder")
+NOT_A_PICTURE_NAME = N_("not a picture file name (use .jpg, .png...)")
+TOO_FEW_CLASS_FOLDERS = N_plural("photo folder '{folder}' has {count} class sub-folder; it needs at least 2, one per "
+                                 "class (e.g. photos/daisy/, photos/roses/).",
+                                 "photo folder '{folder}' has {count} class sub-folders; it needs at least 2, one "
+                                 "per class (e.g. photos/daisy/, photos/roses/).")
+EMPTY_CLASS_FOLDER = N_("class folder '{folder}' has no picture file. Add photos of that class, or remove the folder.")
+NO_USABLE_PICTURE = N_("{source} has no usable picture; nothing was written to '{output}'.")
+NOT_A_PIXEL_ARRAY = N_("image is not a uint8 picture array (dtype {dtype}, shape {shape})")
+NOT_A_PICTURE_ARRAY = N_("image array cannot be a picture ({problem})")
+OUTPUT_IS_A_FILE = N_("output '{output}' is a file; give a folder for the shards.")
+SHARDS_EXIST = N_plural("'{output}' already holds {count} .tfrec file; pass --overwrite (overwrite=True) to replace "
+                        "it, or choose another output folder.",
+                        "'{output}' already holds {count} .tfrec files; pass --overwrite (overwrite=True) to replace "
+                        "them, or choose another output folder.")
+CLASSES_WITHOUT_PICTURE = N_plural("no usable picture for class {classes} (nothing was written to '{output}'). Files "
+                                   "skipped: {skipped}.",
+                                   "no usable picture for classes {classes} (nothing was written to '{output}'). "
+                                   "Files skipped: {skipped}.")
+NO_FILE_SKIPPED = N_("none")
+WROTE = N_plural("Wrote {images} images of {size}x{size} in {shards} shard to {output} ({shown})",
+                 "Wrote {images} images of {size}x{size} in {shards} shards to {output} ({shown})")
+CLASS_COUNT = N_plural("  {index} {name:<12} {images:>6} image", "  {index} {name:<12} {images:>6} images")
+NO_PHOTOS_OF = N_("  Note: no photos of {missing}; the model will never predict them.")
+OTHER_CLASSES = N_("  Note: these {count} classes are not the course's {classes}; build the model with "
+                   "num_classes={count}.")
+SKIPPED_FILES = N_plural("Skipped {count} file:", "Skipped {count} files:")
 _DONE_FILE = "conversion.json"
 # Unicode categories of characters a class name must not hold: control (newline, tab, escape),
 # format (zero-width, right-to-left override) and line or paragraph separators.
 _INVISIBLE_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
 
-IMAGE_TOO_LARGE = ("image size {size} is too large: use at most {largest} pixels. Every picture is held "
-                   "in memory at that size while it is converted ({megabytes:,.0f} MB each at {size}x{size}), and "
-                   "MobileNetV2's ImageNet weights were trained at 224x224, so larger inputs cost far more "
-                   "memory and time than they add accuracy; the course uses 192.")
-FOLDER_LINK = "a symbolic link to a folder: not followed (copy or move the photos into the class folder)"
-DUPLICATE = ("Note: '{second}' is the same photo as '{first}' ({how}); both were converted. Remove one "
-             "if it was copied by mistake: a photo in both the training and validation shards makes the "
-             "validation accuracy look better than it is.")
-MORE_DUPLICATES = ("Note: {count} more pair of identical photos.", "Note: {count} more pairs of identical photos.")
-SAME_BYTES = "same file contents"
-SAME_PIXELS = "same pixels"
-STALE_PARTIALS = ("Note: removed {count} temporary file left in '{output}' by an interrupted conversion.",
-                  "Note: removed {count} temporary files left in '{output}' by an interrupted conversion.")
-SHARDS_NOT_WRITTEN = ("cannot write the shards into '{output}': {reason}. Nothing was written there (its "
-                      "temporary files were removed); free some space or choose another output folder.")
-INTERRUPTED = ("stopped after {done} of {total} photos; nothing was written to '{output}' (its temporary "
-               "files were removed). Run the same command again to convert everything.")
-PROGRESS = "convert: {done} of {total} photos ({percent:.0f}%)"
-FEWER_SHARDS = ("Note: wrote {written} shard, not the {asked} asked for: every shard holds at least one photo, "
-                "and there is only {photos}.",
-                "Note: wrote {written} shards, not the {asked} asked for: every shard holds at least one photo, "
-                "and there are only {photos}.")
-INVISIBLE_CHARACTER = ("class folder {name} in '{folder}' has a control or invisible character in its name "
-                       "({character}), which would make a class name that prints wrongly or looks like another: "
-                       "rename the folder.")
-LOOK_ALIKE_CLASSES = ("class folders {first} and {second} in '{folder}' differ only in Unicode normalisation, "
-                      "spaces at the ends or upper and lower case, so they would become two classes that look "
-                      "alike: put their photos in one folder, or rename one.")
+IMAGE_TOO_LARGE = N_("image size {size} is too large: use at most {largest} pixels. Every picture is held "
+                     "in memory at that size while it is converted ({megabytes:,.0f} MB each at {size}x{size}), and "
+                     "MobileNetV2's ImageNet weights were trained at 224x224, so larger inputs cost far more "
+                     "memory and time than they add accuracy; the course uses 192.")
+FOLDER_LINK = N_("a symbolic link to a folder: not followed (copy or move the photos into the class folder)")
+DUPLICATE = N_("Note: '{second}' is the same photo as '{first}' ({how}); both were converted. Remove one "
+               "if it was copied by mistake: a photo in both the training and validation shards makes the "
+               "validation accuracy look better than it is.")
+MORE_DUPLICATES = N_plural("Note: {count} more pair of identical photos.",
+                           "Note: {count} more pairs of identical photos.")
+SAME_BYTES = N_("same file contents")
+SAME_PIXELS = N_("same pixels")
+STALE_PARTIALS = N_plural("Note: removed {count} temporary file left in '{output}' by an interrupted conversion.",
+                          "Note: removed {count} temporary files left in '{output}' by an interrupted conversion.")
+SHARDS_NOT_WRITTEN = N_("cannot write the shards into '{output}': {reason}. Nothing was written there (its "
+                        "temporary files were removed); free some space or choose another output folder.")
+INTERRUPTED = N_("stopped after {done} of {total} photos; nothing was written to '{output}' (its temporary "
+                 "files were removed). Run the same command again to convert everything.")
+PROGRESS = N_("convert: {done} of {total} photos ({percent:.0f}%)")
+FEWER_SHARDS = N_plural("Note: wrote {written} shard, not the {asked} asked for: every shard holds at least one "
+                        "photo, and there is only {photos}.",
+                        "Note: wrote {written} shards, not the {asked} asked for: every shard holds at least one "
+                        "photo, and there are only {photos}.")
+INVISIBLE_CHARACTER = N_("class folder {name} in '{folder}' has a control or invisible character in its name "
+                         "({character}), which would make a class name that prints wrongly or looks like another: "
+                         "rename the folder.")
+LOOK_ALIKE_CLASSES = N_("class folders {first} and {second} in '{folder}' differ only in Unicode normalisation, "
+                        "spaces at the ends or upper and lower case, so they would become two classes that look "
+                        "alike: put their photos in one folder, or rename one.")
 
 
 @dataclasses.dataclass
@@ -118,19 +150,18 @@ class ConversionReport:
     def __str__(self) -> str:
         names = [os.path.basename(s) for s in self.shards]
         shown = names[0] if len(names) == 1 else f"{names[0]} ... {names[-1]}"
-        lines = [f"Wrote {self.images} images of {self.image_size}x{self.image_size} "
-                 f"in {len(self.shards)} shard(s) to {self.output} ({shown})"]
-        lines += [f"  {index} {name:<12} {self.images_per_class[name]:>6} images"
-                  for index, name in enumerate(self.classes)]
+        lines = [say_n(*WROTE, len(self.shards), images=self.images, size=self.image_size, shards=len(self.shards),
+                       output=self.output, shown=shown)]
+        lines += [say_n(*CLASS_COUNT, self.images_per_class[name], index=index, name=name,
+                        images=self.images_per_class[name]) for index, name in enumerate(self.classes)]
         missing = [name for name in self.classes if not self.images_per_class[name]]
         if missing:
-            lines.append(f"  Note: no photos of {missing}; the model will never predict them.")
+            lines.append(say(NO_PHOTOS_OF, missing=missing))
         if self.classes != CLASSES:
-            lines.append(f"  Note: these {len(self.classes)} classes are not the course's {CLASSES}; "
-                         f"build the model with num_classes={len(self.classes)}.")
+            lines.append(say(OTHER_CLASSES, count=len(self.classes), classes=CLASSES))
         lines += [f"  {note}" for note in self.notes]
         if self.skipped:
-            lines.append(f"Skipped {len(self.skipped)} file(s):")
+            lines.append(say_n(*SKIPPED_FILES, len(self.skipped), count=len(self.skipped)))
             lines += [f"  {path}: {reason}" for path, reason in self.skipped]
         return "\n".join(lines)
 
@@ -207,17 +238,13 @@ def list_class_photos(folder: str) -> Tuple[List[str], List[Tuple[str, int]], Li
     (names starting with '.') are ignored.
     """
     if not os.path.isdir(folder):
-        what = ("is a file, not a folder" if os.path.exists(folder) else
-                "is a symbolic link to nothing, or one that loops" if os.path.islink(folder) else "does not exist")
-        raise DataError(f"photo folder '{folder}' {what}. Give a folder with one sub-folder "
-                        "of photos per class, e.g. photos/daisy/*.jpg, photos/roses/*.jpg.")
+        what = IS_A_FILE if os.path.exists(folder) else BROKEN_LINK if os.path.islink(folder) else DOES_NOT_EXIST
+        raise DataError(say(NOT_A_PHOTO_FOLDER, folder=folder, what=say(what)))
     entries = sorted((e for e in os.listdir(folder) if not e.startswith(".")), key=file_name_text)
     folders = [e for e in entries if os.path.isdir(os.path.join(folder, e))]
-    skipped = [(os.path.join(folder, e), "not inside a class folder")
-               for e in entries if e not in folders]
+    skipped = [(os.path.join(folder, e), say(OUTSIDE_CLASS_FOLDERS)) for e in entries if e not in folders]
     if len(folders) < 2:
-        raise DataError(f"photo folder '{folder}' has {len(folders)} class sub-folder(s); it needs "
-                        "at least 2, one per class (e.g. photos/daisy/, photos/roses/).")
+        raise DataError(say_n(*TOO_FEW_CLASS_FOLDERS, len(folders), folder=folder, count=len(folders)))
     names = [file_name_text(name) for name in folders]
     _check_class_names(names, folder)
     # Course flower names keep the course's numbering, even when only some are present.
@@ -237,10 +264,9 @@ def list_class_photos(folder: str) -> Tuple[List[str], List[Tuple[str, int]], Li
             elif unsupported_kind(path):
                 skipped.append((path, say(NOT_SUPPORTED, kind=unsupported_kind(path))))
             else:
-                skipped.append((path, "not a picture file name (use .jpg, .png...)"))
+                skipped.append((path, say(NOT_A_PICTURE_NAME)))
         if not found:
-            raise DataError(f"class folder '{os.path.join(folder, name)}' has no picture file. "
-                            "Add photos of that class, or remove the folder.")
+            raise DataError(say(EMPTY_CLASS_FOLDER, folder=os.path.join(folder, name)))
     return classes, photos, skipped
 
 
@@ -299,15 +325,14 @@ def convert_tf_flowers(output: str, image_size: int = DEFAULT_IMAGE_SIZE,
         with absl_warnings_off():
             prepared = tfds.builder("tf_flowers", data_dir=data_dir).is_prepared()
         if not prepared and not online.is_online():
-            raise OfflineWithoutData(say(TF_FLOWERS_OFFLINE))
+            raise OfflineWithoutData(say(TF_FLOWERS_OFFLINE, remedy=say(LOCAL_COPY_REMEDY)))
         dataset, info = tfds.load("tf_flowers", split="train", with_info=True, data_dir=data_dir,
                                   decoders={"image": tfds.decode.SkipDecoding()})
     except DataError:
         raise
     except Exception as error:  # missing package, broken download: one clear message
-        raise DataError(
-            f"could not load tensorflow-datasets' tf_flowers: {type(error).__name__}: {first_line(error, 200)}. "
-            f"Remedies: {say(LOCAL_COPY_REMEDY)}") from None
+        raise DataError(say(TF_FLOWERS_FAILED, kind=type(error).__name__, problem=first_line(error, 200),
+                            remedy=say(LOCAL_COPY_REMEDY))) from None
     return convert_labeled_dataset(dataset, info.features["label"].names, output,
                                    image_size=image_size, shards=shards, seed=seed,
                                    overwrite=overwrite, source="tf_flowers")
@@ -346,7 +371,7 @@ def convert_labeled_dataset(dataset, label_names: Sequence[str], output: str,
             continue
         records.append((name, (record, classes[class_index])))
     if not records:
-        raise DataError(f"{source} has no usable picture; nothing was written to '{output}'.")
+        raise DataError(say(NO_USABLE_PICTURE, source=source, output=output))
     random.Random(seed).shuffle(records)
     present = {class_name for _, (_, class_name) in records}
     report = _write_shards(output, records, lambda item: item[1], lambda item: item[0], classes,
@@ -367,13 +392,13 @@ def _image_from_element(image) -> Tuple[bytes, object]:
             raise DataError(problem.reason) from None
     pixels = np.asarray(image)
     if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3) or min(pixels.shape[:2]) < 1:
-        raise DataError(f"image is not a uint8 picture array (dtype {pixels.dtype}, shape {pixels.shape})")
+        raise DataError(say(NOT_A_PIXEL_ARRAY, dtype=pixels.dtype, shape=pixels.shape))
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
     try:
         picture = Image.fromarray(pixels)
     except (TypeError, ValueError) as error:
-        raise DataError(f"image array cannot be a picture ({error})") from None
+        raise DataError(say(NOT_A_PICTURE_ARRAY, problem=error)) from None
     return pixels.tobytes(), to_rgb(picture)
 
 
@@ -423,11 +448,10 @@ def check_image_size(image_size, name: str = "image_size") -> int:
 
 def _check_output(output: str, overwrite: bool) -> None:
     if os.path.exists(output) and not os.path.isdir(output):
-        raise DataError(f"output '{output}' is a file; give a folder for the shards.")
+        raise DataError(say(OUTPUT_IS_A_FILE, output=output))
     existing = glob.glob(os.path.join(glob.escape(output), "*.tfrec"))
     if existing and not overwrite:
-        raise OutputExistsError(f"'{output}' already holds {len(existing)} .tfrec file(s); pass "
-                                "--overwrite (overwrite=True) to replace them, or choose another output folder.")
+        raise OutputExistsError(say_n(*SHARDS_EXIST, len(existing), output=output, count=len(existing)))
 
 
 def _example(raw: bytes, picture, class_index: int, classes: Sequence[str], image_size: int,
@@ -543,8 +567,8 @@ def _check_every_class_written(counts: Dict[str, int], present_classes: Iterable
     empty = [name for name, count in counts.items() if name in present_classes and not count]
     if empty:
         shown = "; ".join(f"{path}: {reason}" for path, reason in skipped[:3])
-        raise DataError(f"no usable picture for class(es) {empty} (nothing was written to "
-                        f"'{output}'). Files skipped: {shown or 'none'}.")
+        raise DataError(say_n(*CLASSES_WITHOUT_PICTURE, len(empty), classes=empty, output=output,
+                              skipped=shown or say(NO_FILE_SKIPPED)))
 
 
 def _publish(output: str, written: List[Tuple[str, int]], overwrite: bool) -> List[str]:

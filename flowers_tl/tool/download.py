@@ -14,7 +14,7 @@ import urllib.request
 from typing import List, Optional
 
 from ..errors import DataError
-from ..messages import say, say_n
+from ..messages import N_, N_plural, say, say_n
 from .. import online
 from .files import OutputClaim, make_output_folder, written_atomically
 
@@ -23,15 +23,17 @@ WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobi
 CHUNK_BYTES = 1 << 20
 DOWNLOAD_TIMEOUT_S = 60
 
-OFFLINE = ("offline: {what} cannot be fetched (no answer from storage.googleapis.com). Run `flowers-tl download` "
-           "on a machine that is online, then copy its --output folder here.")
-COURSE_SHARDS = "the course's shards ({pattern})"
-THE_WEIGHTS = "MobileNetV2's weights ({url})"
-NOT_FETCHED = "could not fetch '{source}': {reason}. Check the network, or give a local copy with {option}."
-COPIED = ("Copied {count} shard into '{folder}' ({kept} already there).",
-          "Copied {count} shards into '{folder}' ({kept} already there).")
-WEIGHTS_COPIED = "Weights: '{path}'."
-EXPORTS = "To use the copy, set:"
+OFFLINE = N_("offline: {what} cannot be fetched (no answer from storage.googleapis.com). Run `flowers-tl download` "
+             "on a machine that is online, then copy its --output folder here.")
+COURSE_SHARDS = N_("the course's shards ({pattern})")
+THE_WEIGHTS = N_("MobileNetV2's weights ({url})")
+SHARD_NOT_FETCHED = N_("could not fetch '{source}': {reason}. Check the network, or give a local copy with --data.")
+WEIGHTS_NOT_FETCHED = N_("could not fetch '{source}': {reason}. Check the network, or give a local copy with "
+                         "--weights.")
+COPIED = N_plural("Copied {count} shard into '{folder}' ({kept} already there).",
+                  "Copied {count} shards into '{folder}' ({kept} already there).")
+WEIGHTS_COPIED = N_("Weights: '{path}'.")
+EXPORTS = N_("To use the copy, set:")
 
 
 def download(output: str, pattern: Optional[str] = None, weights: Optional[str] = None) -> List[str]:
@@ -71,8 +73,7 @@ def _copy_shard(shard: str, output: str) -> bool:
                 while chunk := source.read(CHUNK_BYTES):
                     handle.write(chunk)
     except tf.errors.OpError as error:
-        raise DataError(say(NOT_FETCHED, source=shard, reason=error.message.splitlines()[0][:200],
-                            option="--data")) from None
+        raise DataError(say(SHARD_NOT_FETCHED, source=shard, reason=error.message.splitlines()[0][:200])) from None
     return True
 
 
@@ -88,6 +89,6 @@ def _copy_weights(weights: Optional[str], output: str) -> str:
                 while chunk := source.read(CHUNK_BYTES):
                     handle.write(chunk)
     except OSError as error:
-        raise DataError(say(NOT_FETCHED, source=weights or WEIGHTS_URL, reason=getattr(error, "reason", None)
-                            or error.strerror or error, option="--weights")) from None
+        reason = getattr(error, "reason", None) or error.strerror or error
+        raise DataError(say(WEIGHTS_NOT_FETCHED, source=weights or WEIGHTS_URL, reason=reason)) from None
     return target

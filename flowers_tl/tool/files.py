@@ -25,20 +25,21 @@ import threading
 from typing import Iterator
 
 from ..errors import DataError, OutputExistsError
-from ..messages import say
+from ..messages import N_, say
 from ..reading import reason_of
 
 PARTIAL_PREFIX = ".partial-"
 LOCK_NAME = ".flowers-tl.lock"
 
-CANNOT_WRITE = "cannot write '{path}': {reason}. Choose another output folder (one you can write to, with free space)."
-NOT_A_FOLDER = ("cannot use '{path}' as the output folder: {reason}. Give the path of a folder "
-                "(it is created if needed).")
-CLAIMED = ("'{path}' is being written by another run (process {pid}, lock file '{lock}'): wait for it to "
-           "finish or stop it (kill {pid}), or choose another output folder.")
+CANNOT_WRITE = N_("cannot write '{path}': {reason}. Choose another output folder (one you can write to, with free "
+                  "space).")
+NOT_A_FOLDER = N_("cannot use '{path}' as the output folder: {reason}. Give the path of a folder "
+                  "(it is created if needed).")
+CLAIMED = N_("'{path}' is being written by another run (process {pid}, lock file '{lock}'): wait for it to "
+             "finish or stop it (kill {pid}), or choose another output folder.")
 
-IS_A_FILE = "it is a file"
-PART_IS_A_FILE = "a part of that path is a file"
+IS_A_FILE = N_("it is a file")
+PART_IS_A_FILE = N_("a part of that path is a file")
 class CannotWrite(DataError):
     """`written_atomically` could not write `path`; `reason` is the system's short reason."""
 

@@ -14,7 +14,9 @@ import zipfile
 from typing import Iterator, Optional, Tuple
 
 from ..errors import ConfigError
-from ..messages import say
+from ..messages import N_, N_plural, say, say_n
+
+BYTES = N_plural("{size} byte", "{size} bytes")
 
 CONFIG_NAME = "config.json"
 MAX_CONFIG_BYTES = 64 * 2**20  # a course model's config is about 100 kB
@@ -22,17 +24,17 @@ CODE_LAYERS = ("TFSMLayer", "Lambda", "__lambda__")  # Keras' own classes that r
 OWN_MODULE = "flowers_tl.model"  # where the course's registered layers live
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
-RUNS_OUTSIDE_CODE = ("model '{path}' holds a {kind} layer '{name}', which runs code from outside the model file "
-                     "when it is loaded, so it was not loaded: flowers-tl loads only Keras' own layers and its own. "
-                     "Load only models you trust, or train one with `flowers-tl train`.")
-FOREIGN_MODULE = ("model '{path}' names '{kind}' from the module '{module}', code outside Keras and flowers-tl that "
-                  "loading would import and run, so it was not loaded. Load only models you trust, or train one "
-                  "with `flowers-tl train`.")
-NO_CONFIG = ("'{path}' is not a Keras model saved by flowers-tl: its {config} cannot be read ({reason}); "
-             "save the model again with model.save('model.keras').")
-LEGACY_HDF5 = ("'{path}' is a legacy HDF5 (.h5) Keras model; flowers-tl loads only .keras files. If you trust it, "
-               "convert it once in Python: keras.saving.load_model('{path}').save('model.keras'), then give "
-               "model.keras.")
+RUNS_OUTSIDE_CODE = N_("model '{path}' holds a {kind} layer '{name}', which runs code from outside the model file "
+                       "when it is loaded, so it was not loaded: flowers-tl loads only Keras' own layers and its own. "
+                       "Load only models you trust, or train one with `flowers-tl train`.")
+FOREIGN_MODULE = N_("model '{path}' names '{kind}' from the module '{module}', code outside Keras and flowers-tl that "
+                    "loading would import and run, so it was not loaded. Load only models you trust, or train one "
+                    "with `flowers-tl train`.")
+NO_CONFIG = N_("'{path}' is not a Keras model saved by flowers-tl: its {config} cannot be read ({reason}); "
+               "save the model again with model.save('model.keras').")
+LEGACY_HDF5 = N_("'{path}' is a legacy HDF5 (.h5) Keras model; flowers-tl loads only .keras files. If you trust it, "
+                 "convert it once in Python: keras.saving.load_model('{path}').save('model.keras'), then give "
+                 "model.keras.")
 
 
 def check_not_hdf5(path: str) -> None:
@@ -62,7 +64,7 @@ def _read_config(path: str) -> dict:
         with zipfile.ZipFile(path) as archive:
             size = archive.getinfo(CONFIG_NAME).file_size
             if size > MAX_CONFIG_BYTES:
-                raise ValueError(f"{size} bytes")
+                raise ValueError(say_n(*BYTES, size, size=size))
             return json.loads(archive.read(CONFIG_NAME))
     except (KeyError, ValueError, OSError, zipfile.BadZipFile) as error:
         reason = "missing" if isinstance(error, KeyError) else str(error).splitlines()[0][:200]

@@ -18,6 +18,10 @@ from .. import data as flowers_data
 from ..accelerator import accelerator_scope
 from ..errors import ConfigError
 from ..fitting import TrainingRun
+from ..messages import N_, say
+
+TOO_FEW_SHARDS = N_("{workers} workers need at least {workers} training shards (each worker reads its own), got "
+                    "{got}: use more shards or fewer validation shards.")
 
 
 def fit_across_workers(model: keras.Model, run: TrainingRun) -> dict:
@@ -57,9 +61,8 @@ def _training_batches(run: TrainingRun, context):
     split = run.split
     workers, worker = context.num_input_pipelines, context.input_pipeline_id
     if len(split.training_shards) < workers:
-        raise ConfigError(f"{workers} workers need at least {workers} training shards (each "
-                          f"worker reads its own), got {len(split.training_shards)}: use more "
-                          "shards or fewer validation shards.")
+        raise ConfigError(say(TOO_FEW_SHARDS, workers=workers,
+                                got=len(split.training_shards)))
     return flowers_data.get_training_dataset(
         split.training_shards[worker::workers], run.image_size,
         context.get_per_replica_batch_size(run.settings.global_batch_size), run.seed, drop_remainder=True,

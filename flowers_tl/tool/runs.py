@@ -20,27 +20,27 @@ import keras
 
 from ..errors import ConfigError, DataError
 from .files import remove_stale_partials, write_text_atomically
-from ..messages import say, say_n
+from ..messages import N_, N_plural, say, say_n
 
-INTERRUPTED_RESUMABLE = "stopped by {signal}; run the same command again to resume from '{backup}'."
-INTERRUPTED_FRESH = "stopped by {signal} before the first epoch ended; run the same command again to start afresh."
-CHANGED_INPUTS = ("'{backup}' holds an interrupted run made with other {names}; run the same command again "
-                  "to resume it, or delete that folder to start afresh")
-LOG_IS_A_LINK = ("'{path}' is a symbolic link; flowers-tl never writes through one: remove it, then run the "
-                 "same command again.")
-TRAINED_ON_SCORED = (
+INTERRUPTED_RESUMABLE = N_("stopped by {signal}; run the same command again to resume from '{backup}'.")
+INTERRUPTED_FRESH = N_("stopped by {signal} before the first epoch ended; run the same command again to start afresh.")
+CHANGED_INPUTS = N_("'{backup}' holds an interrupted run made with other {names}; run the same command again "
+                    "to resume it, or delete that folder to start afresh")
+LOG_IS_A_LINK = N_("'{path}' is a symbolic link; flowers-tl never writes through one: remove it, then run the "
+                   "same command again.")
+TRAINED_ON_SCORED = N_plural(
     "model '{path}' was trained on {count} of the {total} shard it was asked to score ({names}), so its accuracy "
     "there would be too high: score the shards it was validated on ({validated}), with the --data and "
     "--validation-shards it was trained with, or pass --all-shards to score every shard knowingly.",
     "model '{path}' was trained on {count} of the {total} shards it was asked to score ({names}), so its accuracy "
     "there would be too high: score the shards it was validated on ({validated}), with the --data and "
     "--validation-shards it was trained with, or pass --all-shards to score every shard knowingly.")
-SCORES_TRAINED_ON = (
+SCORES_TRAINED_ON = N_plural(
     "Warning: model '{path}' was trained on {count} of this {total} shard ({names}): the accuracy below is higher "
     "than on photos it never saw.",
     "Warning: model '{path}' was trained on {count} of these {total} shards ({names}): the accuracy below is higher "
     "than on photos it never saw.")
-INPUT_NAMES = {"data": "data (FLOWERS_TL_DATA, --data)", "weights": "weights (FLOWERS_TL_WEIGHTS, --weights)",
+INPUT_NAMES = {"data": N_("data (FLOWERS_TL_DATA, --data)"), "weights": N_("weights (FLOWERS_TL_WEIGHTS, --weights)"),
                "keras_backend": "KERAS_BACKEND"}
 
 
@@ -144,7 +144,7 @@ def inputs(args, names: Sequence[str], shards: Sequence[str]) -> dict:
 
 def check_same_inputs(saved: dict, settings: dict, backup: str) -> None:
     """ConfigError naming each input of `settings` that differs from the `saved` one of `backup`."""
-    changed = sorted(INPUT_NAMES.get(name, name) for name in settings if saved.get(name) != settings[name])
+    changed = sorted(say(INPUT_NAMES.get(name, name)) for name in settings if saved.get(name) != settings[name])
     if changed:
         raise ConfigError(say(CHANGED_INPUTS, backup=backup, names=", ".join(changed)))
 

@@ -20,10 +20,10 @@ from typing import Any, Callable, Optional
 
 import keras
 
+from . import rules
 from .errors import first_line
 from .messages import N_, say
 
-BAD_BATCH_SIZE = N_("batch size must be a positive integer, got {value}")
 NO_DISTRIBUTION = N_("Keras backend '{backend}' has no distribution support here")
 NOTE = N_("Note: {note}")
 NO_TPU_DEVICE = N_("TPU system initialised but no TPU device is visible")
@@ -66,11 +66,7 @@ class Accelerator:
 
     def global_batch_size(self, per_replica_batch_size: int) -> int:
         """The batch size one training step consumes: per replica x replicas."""
-        if per_replica_batch_size < 1:
-            from .errors import ConfigError
-
-            raise ConfigError(say(BAD_BATCH_SIZE, value=per_replica_batch_size))
-        return per_replica_batch_size * self.replicas
+        return rules.at_least(per_replica_batch_size, "batch_size") * self.replicas
 
     @property
     def is_tpu(self) -> bool:

@@ -262,7 +262,7 @@ def test_output_under_a_regular_file(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("a file")
     error = cli_error(capsys, "train", "--data", pattern, "--validation-shards", "1", *TINY,
                       "--output", str(tmp_path / "notes.txt" / "run"))
-    assert f"'{tmp_path / 'notes.txt'}' is a file, not a folder" in error
+    assert f"as --output: a part of that path is a file ('{tmp_path / 'notes.txt'}')" in error
 
 
 def test_output_that_cannot_be_written(tmp_path, capsys):
@@ -270,7 +270,7 @@ def test_output_that_cannot_be_written(tmp_path, capsys):
     # sysfs refuses new folders to everyone, root included (chmod would not stop root)
     error = cli_error(capsys, "train", "--data", pattern, "--validation-shards", "1", *TINY,
                       "--output", "/sys/flowers_tl_run")
-    assert "--output '/sys/flowers_tl_run' is not writable" in error
+    assert "cannot use '/sys/flowers_tl_run' as --output: it is not writable" in error
 
 
 def test_a_full_disk_during_train_is_named_and_leaves_no_partial_file(tmp_path):

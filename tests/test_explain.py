@@ -216,7 +216,7 @@ def test_cli_refuses_explain_without_backbone_and_bad_top_losses(trained, tmp_pa
     (tmp_path / "file").write_text("")
     _, model_path = trained
     assert cli.main(["predict", str(model_path), picture, "--explain", str(tmp_path / "file")]) == 1
-    assert "--explain '" + str(tmp_path / "file") + "' is a file" in capsys.readouterr().err
+    assert f"cannot use '{tmp_path / 'file'}' as --explain: it is a file" in capsys.readouterr().err
 
 
 JAX_SCRIPT = r"""

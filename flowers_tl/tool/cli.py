@@ -20,11 +20,11 @@ import os
 import platform
 import shutil
 import sys
-import tempfile
 
 from .. import __version__, rules
 from ..errors import ConfigError, FlowersTLError, OutputExistsError, first_line
-from .files import CannotWrite, OutputClaim, interrupt_on_signals, write_text_atomically, written_atomically
+from .files import (CannotWrite, OutputClaim, interrupt_on_signals, make_output_folder, write_text_atomically,
+                    written_atomically)
 from ..messages import N_, N_plural, say, say_n, use_environment_language
 from ..records import DEFAULT_IMAGE_SIZE
 
@@ -54,10 +54,6 @@ BACKEND_NOT_INSTALLED = N_("KERAS_BACKEND='{backend}' but the package '{package}
 MODEL_EXISTS = N_("'{path}' exists; pass --overwrite to replace it, or choose another --output folder")
 DATA_NOTE = N_("Data: {pattern}: {split}")
 CLASSES_NOTE = N_("Classes: {classes} (read from the shards' labels)")
-OUTPUT_IS_A_FILE = N_("--output '{output}' is a file; give a folder for the model and metrics")
-OUTPUT_UNDER_A_FILE = N_("--output '{output}' cannot be made: '{parent}' is a file, not a folder; choose another "
-                         "--output")
-OUTPUT_NOT_WRITABLE = N_("--output '{output}' is not writable ({reason}); choose a folder you can write to")
 RUN_NOT_WRITTEN = N_("could not write the run into '{output}' ({reason}); free some space or choose another --output, "
                      "then run the same command again")
 RUN_NOT_WRITTEN_RESUMABLE = N_("could not write the run into '{output}' ({reason}); free some space or choose "
@@ -87,7 +83,6 @@ NO_CLASS_NAMES = N_plural("model '{path}' has {outputs} output and carries no cl
                           "probability per class (train one with `flowers-tl train`)")
 ANY_SIZE_NOTE = N_("Note: model '{path}' accepts any picture size; using {width}x{height}.")
 SKIPPED = N_("flowers-tl predict: skipped: {problem}")
-OPTION_IS_A_FILE = N_("{option} '{path}' is a file; give a folder for the PNG pictures")
 VERSIONS = N_("Python {python}, TensorFlow {tensorflow}, Keras {keras}")
 JAX_VERSION = N_("JAX {version}")
 JAX_MISSING = N_("JAX not installed")
@@ -234,7 +229,7 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--folder", help="a folder with one sub-folder of photos per class")
     source.add_argument("--tf-flowers", action="store_true", help="tensorflow-datasets' tf_flowers")
     convert.add_argument("--output", required=True, help="folder for the .tfrec shards")
-    convert.add_argument("--image-size", type=_rule(_convert_image_size, "--image-size"), default=DEFAULT_IMAGE_SIZE,
+    convert.add_argument("--image-size", type=_rule(rules.image_size, "--image-size"), default=DEFAULT_IMAGE_SIZE,
                          help=f"square size of the pictures in the shards, in pixels (default {DEFAULT_IMAGE_SIZE})")
     convert.add_argument("--shards", type=_rule(rules.at_least, "--shards"), default=16,
                          help="number of .tfrec files to write (default 16)")
@@ -276,13 +271,6 @@ def _rule(rule, option: str, kind=int):
 
     read.__name__ = kind.__name__
     return read
-
-
-def _convert_image_size(value: int, option: str) -> int:
-    """`convert`'s picture size rule (`convert.check_image_size`, which imports no TensorFlow)."""
-    from .convert import check_image_size
-
-    return check_image_size(value, option)
 
 
 def _add_data_arguments(parser) -> None:
@@ -332,7 +320,7 @@ def _run_train(args) -> int:
     if classes != data.CLASSES:
         print(say(CLASSES_NOTE, classes=", ".join(classes)), file=sys.stderr)
     made_output = not os.path.exists(args.output)
-    _check_output_folder(args.output)
+    make_output_folder(args.output, "--output")
     backup = os.path.join(args.output, BACKUP_FOLDER)
     try:
         with OutputClaim(args.output):  # a second run into this folder is refused by name
@@ -350,28 +338,6 @@ def _run_train(args) -> int:
         if made_output and os.path.isdir(args.output) and not os.listdir(args.output):
             os.rmdir(args.output)  # a run that failed before writing anything leaves no empty folder
     return 0
-
-
-def _check_output_folder(output: str) -> None:
-    """ConfigError when --output cannot hold the run: a file, under a file, or not writable.
-
-    Tried for real (the folder is made and a probe file written and removed), since
-    permission bits say nothing for root and nothing about read-only file systems.
-    """
-    if os.path.exists(output) and not os.path.isdir(output):
-        raise ConfigError(say(OUTPUT_IS_A_FILE, output=output))
-    parent = os.path.dirname(os.path.abspath(output))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise ConfigError(say(OUTPUT_UNDER_A_FILE, output=output, parent=parent))
-    try:
-        os.makedirs(output, exist_ok=True)
-        handle, probe = tempfile.mkstemp(prefix=".probe-", dir=output)
-        os.close(handle)
-        os.remove(probe)
-    except OSError as error:
-        raise ConfigError(say(OUTPUT_NOT_WRITABLE, output=output, reason=error.strerror or error)) from None
 
 
 @contextlib.contextmanager
@@ -546,7 +512,7 @@ def _top_losses(model, shards, args) -> list:
     """`evaluate --top-losses N`: the N worst photos, with heatmaps (--output-dir is made first)."""
     from .. import explain
 
-    _make_folder(args.output_dir, "--output-dir")
+    make_output_folder(args.output_dir, "--output-dir")
     return explain.top_losses(model, shards, args.top_losses, with_heatmaps=True)
 
 
@@ -638,7 +604,7 @@ def _predict(args) -> int:
         from .. import explain
 
         explain.split_at_feature_map(model)  # a model Grad-CAM cannot explain fails before any picture
-        _make_folder(args.explain, "--explain")
+        make_output_folder(args.explain, "--explain")
     results = []
     with interrupt_on_signals():
         try:
@@ -701,13 +667,6 @@ def _one_line(name: str) -> str:
 def _note(text: str) -> None:
     """Print a note on stderr: stdout holds the results alone (one JSON document with --json)."""
     print(text, file=sys.stderr)
-
-
-def _make_folder(path: str, option: str) -> None:
-    """Create the folder an option names; ConfigError when a file is in the way."""
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ConfigError(say(OPTION_IS_A_FILE, option=option, path=path))
-    os.makedirs(path, exist_ok=True)
 
 
 def _explanation_target(path: str, folder: str, taken: set) -> str:

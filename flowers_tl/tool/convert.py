@@ -41,15 +41,15 @@ import unicodedata
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .. import online, rules
-from ..errors import ConfigError, DataError, OfflineWithoutData, OutputExistsError, first_line
-from .files import (OutputClaim, interrupt_on_signals, make_output_folder, publish, remove_stale_partials,
-                    write_text_atomically)
+from ..errors import DataError, OfflineWithoutData, OutputExistsError, first_line
+from .files import (OutputClaim, check_output_folder, interrupt_on_signals, make_output_folder, publish,
+                    remove_stale_partials, write_text_atomically)
 from ..messages import N_, N_plural, say, say_n
 from ..pictures import (NOT_SUPPORTED, crop_fill, decode_picture, encode_jpeg, far_from_square_note, is_picture_name,
                        read_picture_bytes, small_picture_note, to_rgb, unsupported_kind)
 from ..quiet import absl_warnings_off
 from ..reading import FileProblem, reason_of, regular_file_problem
-from ..records import CLASSES, DEFAULT_IMAGE_SIZE, MAX_IMAGE_SIZE, encode as encode_record
+from ..records import CLASSES, DEFAULT_IMAGE_SIZE, encode as encode_record
 
 DEFAULT_SHARDS = 16
 DEFAULT_SEED = 42
@@ -77,7 +77,6 @@ EMPTY_CLASS_FOLDER = N_("class folder '{folder}' has no picture file. Add photos
 NO_USABLE_PICTURE = N_("{source} has no usable picture; nothing was written to '{output}'.")
 NOT_A_PIXEL_ARRAY = N_("image is not a uint8 picture array (dtype {dtype}, shape {shape})")
 NOT_A_PICTURE_ARRAY = N_("image array cannot be a picture ({problem})")
-OUTPUT_IS_A_FILE = N_("output '{output}' is a file; give a folder for the shards.")
 SHARDS_EXIST = N_plural("'{output}' already holds {count} .tfrec file; pass --overwrite (overwrite=True) to replace "
                         "it, or choose another output folder.",
                         "'{output}' already holds {count} .tfrec files; pass --overwrite (overwrite=True) to replace "
@@ -99,10 +98,6 @@ _DONE_FILE = "conversion.json"
 # format (zero-width, right-to-left override) and line or paragraph separators.
 _INVISIBLE_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
 
-IMAGE_TOO_LARGE = N_("image size {size} is too large: use at most {largest} pixels. Every picture is held "
-                     "in memory at that size while it is converted ({megabytes:,.0f} MB each at {size}x{size}), and "
-                     "MobileNetV2's ImageNet weights were trained at 224x224, so larger inputs cost far more "
-                     "memory and time than they add accuracy; the course uses 192.")
 FOLDER_LINK = N_("a symbolic link to a folder: not followed (copy or move the photos into the class folder)")
 DUPLICATE = N_("Note: '{second}' is the same photo as '{first}' ({how}); both were converted. Remove one "
                "if it was copied by mistake: a photo in both the training and validation shards makes the "
@@ -432,23 +427,13 @@ def tf_flowers_shards(image_size: int = DEFAULT_IMAGE_SIZE) -> List[str]:
 
 def _check_arguments(image_size: int, shards: int) -> None:
     """ConfigError naming the first bad argument, before anything is read or written."""
-    check_image_size(image_size)
+    rules.image_size(rules.whole_number(image_size, "image_size"))  # one side: the pictures are square
     rules.at_least(shards, "shards")
 
 
-def check_image_size(image_size, name: str = "image_size") -> int:
-    """The side of the shards' square pictures: `rules.image_size`, with the sentence for too large a
-    side saying what it costs here (every picture is held in memory at that size)."""
-    side = rules.whole_number(image_size, name)
-    if side > MAX_IMAGE_SIZE:
-        raise ConfigError(say(IMAGE_TOO_LARGE, size=side, largest=MAX_IMAGE_SIZE,
-                              megabytes=side * side * 3 / 2**20))
-    return rules.image_size(side, name)
-
-
 def _check_output(output: str, overwrite: bool) -> None:
-    if os.path.exists(output) and not os.path.isdir(output):
-        raise DataError(say(OUTPUT_IS_A_FILE, output=output))
+    """Refuse, before anything is read or written, an output that cannot be a folder or already holds shards."""
+    check_output_folder(output)
     existing = glob.glob(os.path.join(glob.escape(output), "*.tfrec"))
     if existing and not overwrite:
         raise OutputExistsError(say_n(*SHARDS_EXIST, len(existing), output=output, count=len(existing)))

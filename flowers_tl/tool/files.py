@@ -16,13 +16,12 @@ One place for the file-system habits every command needs (reading untrusted file
 """
 
 import contextlib
-import errno
 import fcntl
 import os
 import signal
 import tempfile
 import threading
-from typing import Iterator
+from typing import Iterator, Optional
 
 from ..errors import DataError, OutputExistsError
 from ..messages import N_, say
@@ -33,13 +32,15 @@ LOCK_NAME = ".flowers-tl.lock"
 
 CANNOT_WRITE = N_("cannot write '{path}': {reason}. Choose another output folder (one you can write to, with free "
                   "space).")
-NOT_A_FOLDER = N_("cannot use '{path}' as the output folder: {reason}. Give the path of a folder "
+NOT_A_FOLDER = N_("cannot use '{path}' as {name}: {reason}. Give the path of a folder you can write to "
                   "(it is created if needed).")
+OUTPUT_FOLDER = N_("the output folder")
 CLAIMED = N_("'{path}' is being written by another run (process {pid}, lock file '{lock}'): wait for it to "
              "finish or stop it (kill {pid}), or choose another output folder.")
 
 IS_A_FILE = N_("it is a file")
-PART_IS_A_FILE = N_("a part of that path is a file")
+PART_IS_A_FILE = N_("a part of that path is a file ('{part}')")
+NOT_WRITABLE = N_("it is not writable ({reason})")
 class CannotWrite(DataError):
     """`written_atomically` could not write `path`; `reason` is the system's short reason."""
 
@@ -114,15 +115,33 @@ def remove_stale_partials(folder: str, suffix: str) -> list:
     return stale
 
 
-def make_output_folder(path: str) -> None:
-    """Create the output folder `path` (and its parents); DataError naming it when that cannot be done."""
+def check_output_folder(path: str, name: Optional[str] = None) -> None:
+    """DataError naming `path` (as `name`: an option such as --output, else "the output folder") when it
+    cannot become a folder: it is a file, or a part of the path above it is. Nothing is created."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise _folder_problem(path, name, say(IS_A_FILE))
+    above = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(above):
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):
+        raise _folder_problem(path, name, say(PART_IS_A_FILE, part=above))
+
+
+def make_output_folder(path: str, name: Optional[str] = None) -> None:
+    """Create the output folder `path` (and its parents) and make sure a file can be written in it, for
+    real (permission bits say nothing for root or a read-only file system); DataError naming it if not."""
+    check_output_folder(path, name)
     try:
         os.makedirs(path, exist_ok=True)
-    except FileExistsError:
-        raise DataError(say(NOT_A_FOLDER, path=path, reason=say(IS_A_FILE))) from None
+        descriptor, probe = tempfile.mkstemp(prefix=".probe-", dir=path)
+        os.close(descriptor)
+        os.remove(probe)
     except OSError as error:
-        reason = say(PART_IS_A_FILE) if error.errno == errno.ENOTDIR else reason_of(error)
-        raise DataError(say(NOT_A_FOLDER, path=path, reason=reason)) from None
+        raise _folder_problem(path, name, say(NOT_WRITABLE, reason=reason_of(error))) from None
+
+
+def _folder_problem(path: str, name: Optional[str], reason: str) -> DataError:
+    return DataError(say(NOT_A_FOLDER, path=path, name=name or say(OUTPUT_FOLDER), reason=reason))
 
 
 class OutputClaim:

@@ -27,7 +27,7 @@ USAGE_ERRORS = [
     (["train", "--validation-shards", "0"], "--validation-shards must be at least 1, got 0."),
     (["evaluate", "m.keras", "--top-losses", "0"], "--top-losses must be at least 1, got 0."),
     (["convert", "--folder", "x", "--output", "y", "--shards", "0"], "--shards must be at least 1, got 0."),
-    (["convert", "--folder", "x", "--output", "y", "--image-size", "5000"], "image size 5000 is too large"),
+    (["convert", "--folder", "x", "--output", "y", "--image-size", "5000"], "image size 5000x5000 is too large"),
     (["train", "--epoch", "3"], "unrecognized arguments: --epoch 3"),
     (["train", "--bogus"], "unrecognized arguments: --bogus"),
 ]
@@ -95,8 +95,8 @@ def test_every_parser_refuses_abbreviations_and_every_command_has_a_description(
     commands = [p for action in parser._actions if isinstance(action, argparse._SubParsersAction)
                 for p in action.choices.values()]
     assert not parser.allow_abbrev and all(not command.allow_abbrev for command in commands)
-    assert sorted(command.prog.split()[-1] for command in commands) == ["convert", "evaluate", "info", "predict",
-                                                                        "train"]
+    names = sorted(command.prog.split()[-1] for command in commands)
+    assert names == ["convert", "download", "evaluate", "info", "predict", "train"]
     for command in commands:
         assert command.description and command.description[0].isupper(), command.prog
         assert command.description.splitlines()[0].strip() in " ".join(command.format_help().split())

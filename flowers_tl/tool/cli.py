@@ -20,6 +20,7 @@ import os
 import platform
 import shutil
 import sys
+from typing import Optional
 
 from .. import __version__, rules
 from ..errors import ConfigError, FlowersTLError, OutputExistsError, first_line
@@ -542,19 +543,24 @@ def _check_same_classes(model_path: str, model_classes, data_classes, pattern: s
                               data_classes=", ".join(data_classes)))
 
 
-def _progress_bar(total: int):
-    """A callback `done(count)` that draws Keras' progress bar on stderr (stdout keeps the results).
+def _progress_bar(total: Optional[int] = None):
+    """A callback `done(count, total=None)` that draws Keras' progress bar on stderr (stdout keeps the
+    results): the one look of every command's progress, as the feature pass and Keras' epochs have it.
 
     Keras' live bar is drawn with ANSI colour codes; into a file or a pipe, or under NO_COLOR, the
-    bar is one plain line at the end instead.
+    bar is one plain line at the end instead. `total` may come with the first call (`convert` knows
+    it only once it has listed the photos).
     """
     import keras
 
-    bar = keras.utils.Progbar(total, unit_name="image", verbose=1 if _colours_on(sys.stderr) else 2)
+    bars = []
 
-    def done(count: int) -> None:
+    def done(count: int, total_now: Optional[int] = None) -> None:
+        if not bars:
+            bars.append(keras.utils.Progbar(total_now or total, unit_name="photo",
+                                            verbose=1 if _colours_on(sys.stderr) else 2))
         with contextlib.redirect_stdout(sys.stderr):
-            bar.update(min(count, total))
+            bars[0].update(min(count, bars[0].target))
 
     return done
 
@@ -714,7 +720,7 @@ def _convert(args) -> int:
     if args.folder:
         report = convert.convert_folder(args.folder, args.output, image_size=args.image_size,
                                         shards=args.shards, seed=args.seed, overwrite=args.overwrite,
-                                        progress=convert.progress_on_stderr())
+                                        progress=_progress_bar())
     else:
         report = convert.convert_tf_flowers(args.output, image_size=args.image_size,
                                             shards=args.shards, seed=args.seed, overwrite=args.overwrite)

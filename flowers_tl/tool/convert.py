@@ -36,7 +36,6 @@ import json
 import os
 import random
 import sys
-import time
 import unicodedata
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -112,7 +111,6 @@ SHARDS_NOT_WRITTEN = N_("cannot write the shards into '{output}': {reason}. Noth
                         "temporary files were removed); free some space or choose another output folder.")
 INTERRUPTED = N_("stopped after {done} of {total} photos; nothing was written to '{output}' (its temporary "
                  "files were removed). Run the same command again to convert everything.")
-PROGRESS = N_("convert: {done} of {total} photos ({percent:.0f}%)")
 FEWER_SHARDS = N_plural("Note: wrote {written} shard, not the {asked} asked for: every shard holds at least one "
                         "photo, and there is only {photos}.",
                         "Note: wrote {written} shards, not the {asked} asked for: every shard holds at least one "
@@ -524,20 +522,6 @@ def _write_shard(partial: str, group: list, make_record: Callable, name_of: Call
 
 class ConversionInterrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM stopped a conversion; the message says how far it got."""
-
-
-def progress_on_stderr(every_s: float = 2.0) -> Callable[[int, int], None]:
-    """A `progress(done, total)` that prints a line on stderr at most every `every_s` seconds, and at the end."""
-    last = [time.monotonic()]
-
-    def show(done: int, total: int) -> None:
-        now = time.monotonic()
-        if done == total or now - last[0] >= every_s:
-            last[0] = now
-            print(say(PROGRESS, done=done, total=total, percent=100 * done / max(total, 1)),
-                  file=sys.stderr, flush=True)
-
-    return show
 
 
 def _split_evenly(items: list, parts: int) -> List[list]:

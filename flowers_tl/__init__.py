@@ -2,8 +2,8 @@
 
 The notebooks import it as `import flowers_tl as ftl`. One module per concern:
 `records`, `rules`, `accelerator`, `data`, `sources`, `pictures`, `files`, `convert`, `model`,
-`frozen`, `training`, `plots`, `explain`, `exercises`, `pace` and `cli` (README: "How the
-package is laid out"); the names below are the ones the course uses.
+`frozen`, `training`, `plots`, `explain`, `exercises`, `pace`, `photo_checks`, `own_photos` and `cli`
+(README: "How the package is laid out"); the names below are the ones the course uses.
 
 Importing the package changes nothing (no environment variable, warning filter, import hook
 or notebook handler) and loads nothing heavy: a notebook asks for its set-up in one visible
@@ -32,6 +32,8 @@ _NAMES = {  # name: the module that defines it, imported on first use
     "display_confusion_matrix": "plots", "display_training_curves": "plots",
     "display_9_images_with_heatmaps": "plots", "display_picture_prediction": "plots",
     "display_top_losses": "plots", "overlay_heatmap": "plots",
+    "display_confusion_counts": "plots", "display_photos_per_class": "plots",
+    "check_photos": "photo_checks", "convert_folder": "convert",
     "explain_predictions": "explain", "heatmap": "explain", "top_losses": "explain",
     "TrainingResult": "training", "evaluate": "training", "fine_tune": "training", "train": "training",
     "____": "exercises", "CoursePace": "pace", "course_pace": "pace",
@@ -39,7 +41,8 @@ _NAMES = {  # name: the module that defines it, imported on first use
 }
 _MODULES = ("accelerator", "attempts", "cli", "convert", "data", "errors", "exercises", "explain", "files",
             "fitting", "frozen", "learner_errors", "messages", "model", "multiworker", "notebook_setup", "online",
-            "pace", "pictures", "plots", "quiet", "records", "rules", "scores", "solutions", "sources", "training")
+            "own_photos", "pace", "photo_checks", "pictures", "plots", "quiet", "records", "rules", "scores",
+            "solutions", "sources", "training")
 
 
 def __getattr__(name):

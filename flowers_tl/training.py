@@ -30,6 +30,7 @@ from .errors import ConfigError, WrongTypeError
 from .fitting import TrainingRun, fit_on_images
 from .frozen import FrozenPart, predict_batch
 from .messages import say
+from .model import class_names_of
 from .multiworker import fit_across_workers, is_multi_worker
 from .scores import accuracy_name, confusion_matrix
 
@@ -90,7 +91,7 @@ def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10
     frozen = FrozenPart.of(model, accelerator) if fast and not is_multi_worker(accelerator) else None
     start = time.perf_counter()
     with flowers_data.reading(split.validation_shards + split.training_shards, run.image_size), \
-            _learning_rate_kept(model.optimizer):
+            flowers_data.checking_classes(class_names_of(model)), _learning_rate_kept(model.optimizer):
         if is_multi_worker(accelerator):
             history = fit_across_workers(model, run)
         elif frozen:
@@ -180,7 +181,8 @@ def evaluate(model: keras.Model, shards, image_size=None, batch_size: int = 64,
     `progress`, if given, is called with the number of images done after each batch.
     """
     image_size = image_size or tuple(model.input_shape[1:3])
-    dataset = flowers_data.load_dataset(shards, image_size, ordered=True).batch(batch_size)
+    with flowers_data.checking_classes(classes):  # a learner's own classes, however many
+        dataset = flowers_data.load_dataset(shards, image_size, ordered=True).batch(batch_size)
     labels, predicted = [], []
     with flowers_data.reading(shards, image_size):
         for images, batch_labels in dataset.as_numpy_iterator():

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from flowers_tl import (accelerator, convert, data, exercises, explain, files, frozen, learner_errors, messages,
-                        model, modelfile, notebook_setup, pace, pictures, plots, rules, runs, scores, sources, training)
+                        model, modelfile, notebook_setup, own_photos, pace, photo_checks, pictures, plots, rules, runs,
+                        scores, sources, training)
 
 RUSSIAN = messages.catalogue("ru")
 
@@ -19,17 +20,19 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 NOT_MESSAGES = {"FAST_ENV_VARIABLE", "SPARSE_LOSS", "RIGHT_COLOR", "WRONG_COLOR", "LANGUAGES",
                 "PARTIAL_PREFIX", "LOCK_NAME", "PARTIAL_SUFFIX", "CACHE_ENV_VARIABLE", "_DONE_FILE", "DOMAIN",
                 "CLASS_NAME_CONTEXT", "DEFAULT_DATA_PATTERN", "DATA_ENV_VARIABLE", "ACCURACY_NAMES",
-                "WEIGHTS_ENV_VARIABLE", "IMAGENET_FILE", "CONFIG_NAME", "OWN_MODULE"}
+                "WEIGHTS_ENV_VARIABLE", "IMAGENET_FILE", "CONFIG_NAME", "OWN_MODULE", "PHOTOS_ENV_VARIABLE"}
 PLURALS = (exercises.WRONG_EPOCHS, exercises.WRONG_STEPS, pace.PACE, *data.SHARDS_OF_PHOTOS.values(),
            data.VALIDATION_SHARDS_OUT_OF_RANGE, data.SHARDS_IN_FOLDER, convert.MORE_DUPLICATES, convert.STALE_PARTIALS,
-           convert.FEWER_SHARDS, runs.TRAINED_ON_SCORED, runs.SCORES_TRAINED_ON)
+           convert.FEWER_SHARDS, runs.TRAINED_ON_SCORED, runs.SCORES_TRAINED_ON, photo_checks.FEW_PHOTOS,
+           photo_checks.MORE_PROBLEMS, photo_checks.PROBLEMS_FOUND, exercises.SHARE_TOO_SMALL)
 
 
 def learner_facing():
     """{name: English text} of every message constant, exercise text and plot label."""
     found = {}
     for module in (accelerator, exercises, frozen, learner_errors, pace, plots, messages, files, pictures, convert,
-                   sources, notebook_setup, scores, explain, data, model, training, rules, modelfile, runs):
+                   sources, notebook_setup, scores, explain, data, model, training, rules, modelfile, runs, photo_checks,
+                   own_photos):
         for name, value in vars(module).items():
             if name.isupper() and isinstance(value, str) and name not in NOT_MESSAGES:
                 found[f"{module.__name__}.{name}"] = value

@@ -83,6 +83,9 @@ def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10
             epoch, from the compiled value towards zero (steadier final accuracy); the
             compiled rate is put back at the end, so a second `train` starts from it again.
             Off unless asked for: by default `train` changes no setting of the model.
+
+    A model that carries its class names (`build_model(class_names=...)`, a learner's own classes,
+    however many) has every record checked against them, as the course's model has against CLASSES.
     """
     _check_compiled(model)
     run = _training_run(model, split, epochs=epochs, batch_size=batch_size, accelerator=accelerator,

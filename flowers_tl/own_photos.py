@@ -95,7 +95,8 @@ def _classes_folder(folder: str) -> str:
     return folder
 
 
-def course_photos(folder: str, per_class: int, classes: Dict[str, str] = None, pattern: Optional[str] = None) -> str:
+def course_photos(folder: str, per_class: int, classes: Optional[Dict[str, str]] = None,
+                  pattern: Optional[str] = None) -> str:
     """A photo folder made of the course's photos: `per_class` JPEG files for each of `classes`
     ({folder name: course class}, default COURSE_CLASSES), taken in shard order from the course's
     shards (`pattern`, default the course's data). A folder that exists is used as it is; a new

@@ -1,4 +1,4 @@
-"""The course's solutions as ordinary Python: the single source of the solution notebook's exercise cells.
+"""The course's solutions as ordinary Python: the single source of the solution notebooks' exercise cells.
 
 Each function's body, without its docstring and its final `return`, is the code of one
 WORK REQUIRED cell: tools/make_notebooks.py writes it into the solution notebook between

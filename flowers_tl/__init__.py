@@ -2,9 +2,10 @@
 
 The notebooks import it as `import flowers_tl as ftl`. One module per concern:
 `records`, `rules`, `accelerator`, `data`, `sources`, `reading`, `pictures`, `model`, `frozen`,
-`training`, `plots`, `explain`, `exercises` and `pace`; the command line and what only it needs
-(the converter, file writing, cluster jobs) are the wing `flowers_tl.tool` (README: "How the
-package is laid out"). The names below are the ones the course uses.
+`training`, `plots`, `explain`, `exercises`, `pace`, and for the last chapter `photo_checks` and
+`own_photos`; the command line and what only it needs (the converter, file writing, cluster jobs)
+are the wing `flowers_tl.tool` (README: "How the package is laid out"). The names below are the
+ones the course uses.
 
 Importing the package changes nothing (no environment variable, warning filter, import hook
 or notebook handler) and loads nothing heavy: a notebook asks for its set-up in one visible
@@ -35,14 +36,17 @@ _NAMES = {  # name: the module that defines it, imported on first use
     "display_confusion_matrix": "plots", "display_training_curves": "plots",
     "display_9_images_with_heatmaps": "plots", "display_picture_prediction": "plots",
     "display_top_losses": "plots", "overlay_heatmap": "plots",
+    "display_confusion_counts": "plots", "display_photos_per_class": "plots",
+    "check_photos": "photo_checks", "convert_folder": "tool.convert",
     "explain_predictions": "explain", "heatmap": "explain", "top_losses": "explain",
     "TrainingResult": "training", "evaluate": "training", "fine_tune": "training", "train": "training",
     "____": "exercises", "CoursePace": "pace", "course_pace": "pace",
     "setup_notebook": "notebook_setup", "validation_accuracy": "scores", "class_name": "messages",
 }
 _MODULES = ("accelerator", "attempts", "data", "errors", "exercises", "explain", "fitting", "frozen",
-            "learner_errors", "messages", "model", "notebook_setup", "online", "pace", "pictures", "plots", "quiet", "reading",
-            "records", "rules", "scores", "solutions", "sources", "training", "tool")
+            "learner_errors", "messages", "model", "notebook_setup", "online", "own_photos", "pace", "photo_checks",
+            "pictures", "plots", "quiet", "reading", "records", "rules", "scores", "solutions", "sources", "training",
+            "tool")
 
 
 def __getattr__(name):

@@ -359,12 +359,13 @@ def _few(values) -> str:
 
 @contextlib.contextmanager
 def checking_classes(names: Sequence[str]):
-    """Check records against `names` (not the course's CLASSES) in the datasets built inside the block.
+    """Check records against `names` (not the course's CLASSES) in the datasets built inside the block
+    (`names` None or empty: the names checked already).
 
     tf.data traces `parse_example` when a dataset is built, so the names are read then;
     `train` builds every dataset inside this block for shards with their own classes.
     """
-    _CHECKED_CLASSES.append(tuple(names))
+    _CHECKED_CLASSES.append(tuple(names) if names else _CHECKED_CLASSES[-1])
     try:
         yield
     finally:
@@ -398,16 +399,32 @@ def load_dataset(shards: Sequence[str], image_size=DEFAULT_IMAGE_SIZE,
     flowers photos contain a few duplicates, and training must never see a
     validation photo.
     """
-    options = tf.data.Options()
-    options.deterministic = ordered
-    dataset = tf.data.TFRecordDataset(list(shards), num_parallel_reads=AUTOTUNE)
-    dataset = dataset.with_options(options)
+    dataset = _records(shards, ordered)
     if exclude_shards:
         excluded = tf.constant(image_fingerprints(exclude_shards))
         dataset = dataset.filter(
             lambda record: tf.logical_not(tf.reduce_any(tf.equal(_fingerprint(record), excluded))))
     return dataset.map(lambda record: parse_example(record, image_size),
                        num_parallel_calls=AUTOTUNE)
+
+
+def _records(shards: Sequence[str], ordered: bool) -> tf.data.Dataset:
+    """The serialized records of `shards`, read in parallel; `ordered`: always in the same order."""
+    options = tf.data.Options()
+    options.deterministic = ordered
+    dataset = tf.data.TFRecordDataset(list(shards), num_parallel_reads=AUTOTUNE)
+    return dataset.with_options(options)
+
+
+def file_names(shards: Sequence[str]) -> List[str]:
+    """The 'filename' of each record of `shards` ("" where a record has none), in the order of
+    `load_dataset(shards, ordered=True)`: the order `get_validation_dataset` and `explain.top_losses`
+    number the photos in, so photo #N of a validation set came from `file_names(shards)[N]`.
+    `convert` writes each photo's path relative to its folder there; no photo is decoded."""
+    keys = {"filename": records.feature_spec(["filename"])["filename"]}
+    dataset = _records(shards, ordered=True).map(lambda record: tf.io.parse_single_example(record, keys)["filename"])
+    with reading(shards):
+        return [name.decode("utf-8", "replace") for name in dataset.as_numpy_iterator()]
 
 
 def _fingerprint(record) -> tf.Tensor:

@@ -42,7 +42,7 @@ from .attempts import (MISSING, BlankError, ____, cell_finished, is_blank,  # no
 from .data import CLASSES
 from .errors import ConfigError, FlowersTLError
 from .learner_errors import NOT_DEFINED
-from .messages import N_, N_plural, say, say_n, translate
+from .messages import N_, N_plural, class_name, say, say_n, translate
 from .model import find_backbone
 from .pace import course_pace
 from .scores import ACCURACY_NAMES, accuracy_name
@@ -597,4 +597,124 @@ baseline_fit = FitExercise(
            N_("history = model.fit(training_dataset, epochs=PACE.baseline_epochs, validation_data=validation_dataset): "
               "validation_dataset holds the photos the model never trains on.")))
 
-EXERCISES = {exercise.name: exercise for exercise in (baseline_model, baseline_fit, transfer_model)}
+
+# --- The last chapter, your own photos: exercises that read numbers ----------------------------
+SHARE_NOT_A_NUMBER = N_("`VALIDATION_SHARE` should be a number such as 0.2 (a fifth of the photos), but it is a "
+                        "{kind}.")
+SHARE_OUT_OF_RANGE = N_("`VALIDATION_SHARE` is {share}: a share is a number between 0 and 1, such as 0.2 for a fifth "
+                        "of the photos.")
+SHARE_TOO_SMALL = N_plural("With a share of {share}, class '{name}' keeps about {count} photo for validation: too few to "
+                           "measure it. Take a larger share, or add photos to that class.",
+                           "With a share of {share}, class '{name}' keeps about {count} photos for validation: too few to "
+                           "measure it. Take a larger share, or add photos to that class.")
+SHARE_TOO_LARGE = N_("A share of {share} keeps too many photos away from training: the model learns only from what "
+                     "is left. Keep it at {most} or below (0.2 is the usual choice).")
+NOT_A_CLASS = N_("'{answer}' is not one of your classes ({names}): copy a name from the table above.")
+NOT_THE_WORST = N_("Class '{answer}' has a validation accuracy of {accuracy:.0%}, but '{worst}' has {lowest:.0%}: "
+                   "look for the smallest number in the table.")
+
+
+@dataclasses.dataclass
+class ValueExercise(Exercise):
+    """A WORK REQUIRED cell whose answer is a value the learner chooses or reads off (a number, a name).
+
+    `judge(answer, **notebook values)` returns None when the answer is right, else the sentence
+    that says what to change; `needs` names the notebook variables it reads besides the answer.
+    """
+
+    judge: Callable = None
+    needs: Tuple[str, ...] = ()
+
+    def verdict(self, answer=FROM_NOTEBOOK, **given) -> Verdict:
+        """The verdict on the learner's answer; in a notebook, the answer and `needs` default to its variables."""
+        answer = self._attempt(answer, self.variable)
+        if isinstance(answer, Verdict):
+            return answer
+        if is_blank(answer):
+            return Verdict(None, say(NOT_ATTEMPTED), why=WHY_NOT_ATTEMPTED)
+        problem = self.judge(answer, **self._needed(given))
+        return Verdict(False, problem) if problem else self._correct()
+
+    def check(self, answer=FROM_NOTEBOOK, **given) -> None:
+        """Show whether the answer is right, and if not, what to look at (it only reads)."""
+        self.verdict(answer, **given).show()
+
+    def or_solution(self, answer=FROM_NOTEBOOK, **given):
+        """The learner's answer when it passes the check; else, saying so, the course's."""
+        verdict = self.verdict(answer, **given)
+        if verdict.ok:
+            return _argument(answer, self.variable)
+        Verdict(None, say(USING_COURSE_ANSWER, why=say(verdict.why))).show()
+        needed = self._needed(given)
+        return self.solve(**{name: needed[name] for name in inspect.signature(self.solve).parameters})
+
+    def _needed(self, given: dict) -> dict:
+        """The notebook values `judge` reads: as given, else the notebook's variables."""
+        return {name: given[name] if name in given else _argument(FROM_NOTEBOOK, name) for name in self.needs}
+
+
+USING_COURSE_ANSWER = N_("Using the course's answer from here on, so that every cell below runs ({why}). Fix your "
+                         "cell and run it again to use your own.")
+MIN_VALIDATION_PHOTOS = 3  # per class: fewer, and its accuracy jumps by a third with each photo
+MAX_SHARE = 0.4
+
+
+def _judge_share(share, photo_check) -> Optional[str]:
+    """A share of at most MAX_SHARE that leaves every class MIN_VALIDATION_PHOTOS validation photos."""
+    if isinstance(share, bool) or not isinstance(share, (int, float)):
+        return say(SHARE_NOT_A_NUMBER, kind=type(share).__name__)
+    if not 0 < share < 1:
+        return say(SHARE_OUT_OF_RANGE, share=share)
+    if share > MAX_SHARE:
+        return say(SHARE_TOO_LARGE, share=share, most=MAX_SHARE)
+    smallest = min(photo_check.counts, key=photo_check.counts.get)
+    kept = int(share * photo_check.counts[smallest])
+    if kept < MIN_VALIDATION_PHOTOS:
+        return say_n(*SHARE_TOO_SMALL, kept, share=share, name=class_name(smallest), count=kept)
+    return None
+
+
+def _judge_worst_class(answer, scores) -> Optional[str]:
+    """The class with the lowest validation accuracy (any of them on a tie)."""
+    measured = {name: accuracy for name, accuracy in scores["per_class_accuracy"].items() if accuracy is not None}
+    if answer not in measured:
+        return say(NOT_A_CLASS, answer=answer, names=", ".join(class_name(name) for name in measured))
+    worst = min(measured, key=measured.get)
+    if measured[answer] > measured[worst]:
+        return say(NOT_THE_WORST, answer=class_name(answer), accuracy=measured[answer], worst=class_name(worst),
+                   lowest=measured[worst])
+    return None
+
+
+validation_share = ValueExercise(
+    name="validation_share",
+    variable="VALIDATION_SHARE",
+    what=N_("a validation share that measures every class and leaves most photos to learn from"),
+    stub=textwrap.dedent("""\
+        VALIDATION_SHARE = ____  # the share of each class's photos kept aside to measure the model (0 to 1)
+        """),
+    solve=solutions.validation_share,
+    hints=(N_("The validation photos are never trained on: with too few, the accuracy of a class jumps with each "
+              "photo; with too many, the model has little left to learn from."),
+           N_("At most 0.4, and enough for every class to keep at least 3 photos aside: 0.2 (a fifth) is the usual "
+              "choice.")),
+    judge=_judge_share,
+    needs=("photo_check",))
+
+worst_class = ValueExercise(
+    name="worst_class",
+    variable="WORST_CLASS",
+    what=N_("the class the model gets wrong most often"),
+    stub=textwrap.dedent("""\
+        WORST_CLASS = ____  # the name of the class with the lowest accuracy in the table above, in quotes
+        """),
+    solve=solutions.worst_class,
+    hints=(N_("The table gives each class's accuracy on its validation photos: the share of them the model gets "
+              "right."),
+           N_("Find the smallest accuracy in the table and write its class's name in quotes, e.g. "
+              "WORST_CLASS = 'rose'.")),
+    judge=_judge_worst_class,
+    needs=("scores",))
+
+EXERCISES = {exercise.name: exercise for exercise in (baseline_model, baseline_fit, transfer_model,
+                                                      validation_share, worst_class)}

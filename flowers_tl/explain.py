@@ -29,7 +29,7 @@ from . import data as flowers_data, rules
 from .errors import ConfigError
 from .frozen import predict_batch
 from .messages import N_, say
-from .model import find_backbone
+from .model import class_names_of, find_backbone
 from .scores import check_probabilities
 
 MODEL_OUTPUTS = N_("The model's outputs")
@@ -221,7 +221,8 @@ def _photo_batches(model: keras.Model, dataset_or_split):
     if isinstance(dataset_or_split, (list, tuple, str)):
         shards = [dataset_or_split] if isinstance(dataset_or_split, str) else list(dataset_or_split)
         image_size = tuple(model.input_shape[1:3])
-        dataset = flowers_data.get_validation_dataset(shards, image_size, batch_size=BATCH_SIZE)
+        with flowers_data.checking_classes(class_names_of(model)):  # a learner's own classes, however many
+            dataset = flowers_data.get_validation_dataset(shards, image_size, batch_size=BATCH_SIZE)
         with flowers_data.reading(shards, image_size):
             for photos, labels in dataset.as_numpy_iterator():
                 yield photos.astype(np.float32), labels.astype(np.int64)

@@ -104,7 +104,13 @@ def display_confusion_matrix(labels, predictions, classes: Sequence[str] = CLASS
     The default title gives the accuracy of these very predictions, so it equals
     `ftl.evaluate(model, shards)["accuracy"]` on the same photos.
     """
-    matrix = confusion_matrix(labels, predictions, len(classes))
+    return display_confusion_counts(confusion_matrix(labels, predictions, len(classes)), classes, title)
+
+
+def display_confusion_counts(matrix, classes: Sequence[str] = CLASSES, title: Optional[str] = None) -> Figure:
+    """The confusion matrix drawn from its counts (row: true class, column: predicted), as
+    `ftl.evaluate(...)["confusion_matrix"]` gives them; the default title gives their accuracy."""
+    matrix = np.asarray(matrix, dtype=np.int64)
     figure = Figure(figsize=(6.5, 5.5), layout="constrained")
     axes = figure.add_subplot(1, 1, 1)
     shown = axes.imshow(matrix, cmap="Blues")
@@ -212,4 +218,23 @@ def display_picture_prediction(photo, probabilities, heatmap,
         bar_axes.text(min(value + 0.02, 0.85), index, f"{value:.1%}", va="center")
     overlay_heatmap(photo, heatmap, heat_axes)
     heat_axes.set_title(say(WHERE_IT_LOOKS, predicted=class_name(classes[best])))
+    return figure
+
+
+def display_photos_per_class(photos_per_class, per_class: int = 6, size: int = 128) -> Figure:
+    """A row of up to `per_class` photos for each class, the row titled with the class and its count.
+
+    `photos_per_class`: {class name: photo paths}, e.g. `ftl.check_photos(folder).photos`. The photos
+    are shown as the model will see them: upright, cropped to a square (`pictures.load_picture`).
+    """
+    from .pictures import load_picture
+
+    rows = max(1, len(photos_per_class))
+    figure = Figure(figsize=(1.7 * per_class, 1.9 * rows), layout="constrained")
+    for row, (name, paths) in enumerate(photos_per_class.items()):
+        for column, path in enumerate(list(paths)[:per_class]):
+            axes = figure.add_subplot(rows, per_class, row * per_class + column + 1)
+            _show_photo(axes, load_picture(path, size, notes=None))
+            if column == 0:
+                axes.set_title(f"{class_name(name)} ({len(paths)})", loc="left", fontsize=11)
     return figure

@@ -1,4 +1,4 @@
-"""The course's solutions as ordinary Python: the single source of the solution notebook's exercise cells.
+"""The course's solutions as ordinary Python: the single source of the solution notebooks' exercise cells.
 
 Each function's body, without its docstring and its final `return`, is the code of one
 WORK REQUIRED cell: tools/make_notebooks.py writes it into the solution notebook between
@@ -62,3 +62,16 @@ def cell_code(solution) -> str:
     if not isinstance(body[-1], ast.Return):
         raise ValueError(say(MUST_RETURN, name=solution.__name__))
     return textwrap.dedent("".join(lines[first.lineno - 1: body[-1].lineno - 1]))
+
+
+def validation_share():
+    """The last chapter: the share of each class's photos kept aside to measure the model."""
+    VALIDATION_SHARE = 0.2  # a fifth of the photos: never trained on, they measure the model
+    return VALIDATION_SHARE
+
+
+def worst_class(*, scores):
+    """The last chapter: reading the per-class accuracy of `ftl.evaluate`."""
+    measured = {name: accuracy for name, accuracy in scores["per_class_accuracy"].items() if accuracy is not None}
+    WORST_CLASS = min(measured, key=measured.get)  # the class with the lowest validation accuracy
+    return WORST_CLASS

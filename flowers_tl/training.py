@@ -30,6 +30,7 @@ from .errors import ConfigError, WrongTypeError
 from .fitting import TrainingRun, fit_on_images
 from .frozen import FrozenPart, predict_batch
 from .messages import N_, say
+from .model import class_names_of
 from .scores import accuracy_name, confusion_matrix
 
 NOT_COMPILED = N_("the model is not compiled: call model.compile(optimizer='adam', "
@@ -81,6 +82,9 @@ def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10
             epoch, from the compiled value towards zero (steadier final accuracy); the
             compiled rate is put back at the end, so a second `train` starts from it again.
             Off unless asked for: by default `train` changes no setting of the model.
+
+    A model that carries its class names (`build_model(class_names=...)`, a learner's own classes,
+    however many) has every record checked against them, as the course's model has against CLASSES.
     """
     _check_compiled(model)
     run = _training_run(model, split, epochs=epochs, batch_size=batch_size, accelerator=accelerator,
@@ -89,7 +93,7 @@ def train(model: keras.Model, split: flowers_data.DataSplit, *, epochs: int = 10
     frozen = FrozenPart.of(model, accelerator) if fast and not is_multi_worker(accelerator) else None
     start = time.perf_counter()
     with flowers_data.reading(split.validation_shards + split.training_shards, run.image_size), \
-            _learning_rate_kept(model.optimizer):
+            flowers_data.checking_classes(class_names_of(model)), _learning_rate_kept(model.optimizer):
         if is_multi_worker(accelerator):  # Keras' fit fails across machines: the cluster's own loop
             history = accelerator.fit_across_machines(model, run)
         elif frozen:
@@ -179,7 +183,8 @@ def evaluate(model: keras.Model, shards, image_size=None, batch_size: int = 64,
     `progress`, if given, is called with the number of images done after each batch.
     """
     image_size = image_size or tuple(model.input_shape[1:3])
-    dataset = flowers_data.load_dataset(shards, image_size, ordered=True).batch(batch_size)
+    with flowers_data.checking_classes(classes):  # a learner's own classes, however many
+        dataset = flowers_data.load_dataset(shards, image_size, ordered=True).batch(batch_size)
     labels, predicted = [], []
     with flowers_data.reading(shards, image_size):
         for images, batch_labels in dataset.as_numpy_iterator():

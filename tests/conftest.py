@@ -203,3 +203,30 @@ def iter_records(shards):
 
     for record in tf.data.TFRecordDataset(list(shards)).as_numpy_iterator():
         yield decode(record)
+
+
+PHOTO_CLASSES = {"daisy": 0, "rose": 2, "tulip": 4}  # a learner's folder names: course classes, not course names
+PHOTOS_PER_CLASS = 30
+
+
+@pytest.fixture(scope="session")
+def photos_folder(real_data_pattern, tmp_path_factory) -> pathlib.Path:
+    """A learner's photo folder made of real photos: one sub-folder per class (daisy, rose, tulip), 30
+    JPEG files each, written as they are stored in the first shards of the real data."""
+    import tensorflow as tf
+
+    from flowers_tl import data, records
+
+    folder = tmp_path_factory.mktemp("photos")
+    wanted = {index: name for name, index in PHOTO_CLASSES.items()}
+    written = {name: 0 for name in PHOTO_CLASSES}
+    for name in PHOTO_CLASSES:
+        (folder / name).mkdir()
+    for serialized in tf.data.TFRecordDataset(data.list_shards(real_data_pattern)[:3]).as_numpy_iterator():
+        record = records.decode(serialized, ("image", "class"))
+        name = wanted.get(int(record["class"]))
+        if name and written[name] < PHOTOS_PER_CLASS:
+            (folder / name / f"{name}-{written[name]:02d}.jpg").write_bytes(record["image"])
+            written[name] += 1
+    assert min(written.values()) == PHOTOS_PER_CLASS
+    return folder

@@ -308,12 +308,13 @@ def test_the_record_format_is_the_ground_floor_and_there_is_no_circle():
 
 
 def test_the_course_modules_load_the_tool_wing_only_where_a_notebook_never_goes():
-    """No module of the course imports `flowers_tl.tool` when it is imported; one does inside a function:
-    `sources`, for the tf_flowers fallback (and `__main__`, which is `python -m flowers_tl`, the command line)."""
+    """No module of the course imports `flowers_tl.tool` when it is imported. Inside a function, two do: `sources`
+    for the tf_flowers fallback, and the last chapter's `photo_checks`, which lists a learner's folder as the
+    converter will (`ftl.convert_folder` is the converter itself); `__main__` is `python -m flowers_tl`."""
     at_import = {name: {module for module in imported if module.startswith("tool")}
                  for name, imported in package_imports(top_level_only=True).items()
                  if not name.startswith("tool") and name != "__main__"}  # `python -m flowers_tl` is the command line
     assert not {name: modules for name, modules in at_import.items() if modules}
     anywhere = {name for name, imported in package_imports().items()
                 if not name.startswith("tool") and any(module.startswith("tool") for module in imported)}
-    assert anywhere == {"sources", "__main__"}
+    assert anywhere == {"sources", "photo_checks", "__main__"}

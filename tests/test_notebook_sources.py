@@ -20,7 +20,12 @@ sys.path.insert(0, str(REPO / "tools"))
 import make_notebooks  # noqa: E402
 
 NOTEBOOKS = ["notebooks/flowers_tl_solution.ipynb", "notebooks/flowers_tl_playground.ipynb",
-             "notebooks/ru/flowers_tl_solution.ipynb", "notebooks/ru/flowers_tl_playground.ipynb"]
+             "notebooks/ru/flowers_tl_solution.ipynb", "notebooks/ru/flowers_tl_playground.ipynb",
+             "notebooks/flowers_tl_your_photos.ipynb", "notebooks/flowers_tl_your_photos_playground.ipynb",
+             "notebooks/ru/flowers_tl_your_photos.ipynb", "notebooks/ru/flowers_tl_your_photos_playground.ipynb"]
+# (solution, playground) of each course: the course, and its last chapter on your own photos
+EDITIONS = [("flowers_tl_solution.ipynb", "flowers_tl_playground.ipynb"),
+            ("flowers_tl_your_photos.ipynb", "flowers_tl_your_photos_playground.ipynb")]
 BADGE = re.compile(r"https://colab\.research\.google\.com/github/([\w.-]+)/([\w.-]+)/blob/main/(\S+?\.ipynb)\)")
 
 
@@ -84,10 +89,10 @@ def test_committed_without_outputs_and_with_python3_kernel(path):
     assert len(ids) == len(set(ids)), f"{path}: duplicate cell ids"
 
 
-@pytest.mark.parametrize("edition", ["solution", "playground"])
-def test_russian_edition_has_the_same_code_and_translated_markdown(edition):
-    english = read(f"notebooks/flowers_tl_{edition}.ipynb")
-    russian = read(f"notebooks/ru/flowers_tl_{edition}.ipynb")
+@pytest.mark.parametrize("name", [name for pair in EDITIONS for name in pair])
+def test_russian_edition_has_the_same_code_and_translated_markdown(name):
+    english = read(f"notebooks/{name}")
+    russian = read(f"notebooks/ru/{name}")
     assert [(i, code_without_words(c)) for i, c in code_cells(russian)] == \
         [(i, code_without_words(c)) for i, c in code_cells(english)]
     left_in_english = {i: english_words(c) for i, c in code_cells(russian) if english_words(c)}
@@ -101,7 +106,7 @@ def test_russian_edition_has_the_same_code_and_translated_markdown(edition):
 
 def test_every_translation_is_used():
     texts = json.loads((REPO / "notebooks/i18n/ru.json").read_text(encoding="utf-8"))
-    ids = {cell.id for cell in read(NOTEBOOKS[0]).cells}
+    ids = {cell.id for solution, _ in EDITIONS for cell in read(f"notebooks/{solution}").cells}
     assert {key for key in texts if not key.startswith("edition:")} - {make_notebooks.CODE_KEY} <= ids
 
 
@@ -122,13 +127,17 @@ def test_install_cell_pins_the_release_from_the_owner(path):
     assert "ON_COLAB or ON_KAGGLE" in install.source
 
 
-def test_playground_keeps_no_solution_and_checks_every_exercise():
-    solution, playground = read(NOTEBOOKS[0]), read(NOTEBOOKS[1])
+@pytest.mark.parametrize("solution_name, playground_name, exercise_names, solved", [
+    (*EDITIONS[0], {"baseline_model", "baseline_fit", "transfer_model"}, "include_top=False"),
+    (*EDITIONS[1], {"validation_share", "worst_class"}, "VALIDATION_SHARE = 0.2")])
+def test_playground_keeps_no_solution_and_checks_every_exercise(solution_name, playground_name, exercise_names, solved):
+    solution, playground = read(f"notebooks/{solution_name}"), read(f"notebooks/{playground_name}")
     solution_text = "\n".join(source for _, source in code_cells(solution))
     playground_text = "\n".join(source for _, source in code_cells(playground))
     names = re.findall(r"#### SOLUTION START (\w+)", solution_text)
-    assert set(names) == {"baseline_model", "baseline_fit", "transfer_model"}
-    assert "SOLUTION" not in playground_text and "include_top=False" not in playground_text
+    assert set(names) == exercise_names
+    assert solved in solution_text
+    assert "SOLUTION" not in playground_text and solved not in playground_text
     for name in names:
         assert f"ftl.exercises.{name}.check()\n" in playground_text  # the check finds the variable itself
         assert f"ftl.exercises.{name}.check()\n" in solution_text  # the solution shows "Correct"

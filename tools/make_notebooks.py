@@ -3,18 +3,20 @@
     python tools/make_notebooks.py          # write the notebooks
     python tools/make_notebooks.py --check  # exit 1 if a committed notebook differs
 
-From notebooks/flowers_tl_solution.ipynb it writes:
+Two courses, each from its English solution notebook: notebooks/flowers_tl_solution.ipynb (the course)
+and notebooks/flowers_tl_your_photos.ipynb (its last chapter, your own photos). From each it writes:
 * the solution itself, normalised: no outputs, kernelspec python3, `cellView: form` on each
   `#@title` cell (Colab folds it), its "Open in Colab" badge; each block between
   `#### SOLUTION START <exercise>` and `#### SOLUTION END` written from the exercise's function in
   flowers_tl/solutions.py (the single source of the solution code: edit it there), and after it
   the exercise's check cell, which calls `ftl.exercises.<exercise>.check()` and hands the model on
   as `model`;
-* notebooks/flowers_tl_playground.ipynb: the same, with each solution block replaced by the
-  exercise's WORK REQUIRED stub (with `____` blanks);
-* notebooks/ru/: both notebooks with the Russian markdown of notebooks/i18n/ru.json (keyed by cell
-  id), and in the code cells the Russian of each comment, `#@title` and printed string ("code" in
-  ru.json: English fragment -> Russian); the code itself stays identical.
+* its playground edition (notebooks/flowers_tl_playground.ipynb, notebooks/flowers_tl_your_photos_playground.ipynb):
+  the same, with each solution block replaced by the exercise's WORK REQUIRED stub (with `____` blanks);
+* notebooks/ru/: every notebook with the Russian markdown of notebooks/i18n/ru.json (keyed by cell
+  id, unique across the two courses), and in the code cells the Russian of each comment, `#@title` and
+  printed string ("code" in ru.json: English fragment -> Russian, shared by both courses); the code
+  itself stays identical.
 The GitHub owner appears only in OWNER below: badges and the install cell are generated from it.
 """
 
@@ -41,6 +43,11 @@ REPOSITORY = "flowers_tl"
 INSTALL_REF = "main"  # Colab and Kaggle install the package of the branch the badges open
 NOTEBOOKS = REPO / "notebooks"
 SOURCE = NOTEBOOKS / "flowers_tl_solution.ipynb"
+PHOTOS_SOURCE = NOTEBOOKS / "flowers_tl_your_photos.ipynb"
+# Each course's source (its English solution edition) and the file name of each edition.
+COURSES = {SOURCE: {"solution": "flowers_tl_solution.ipynb", "playground": "flowers_tl_playground.ipynb"},
+           PHOTOS_SOURCE: {"solution": "flowers_tl_your_photos.ipynb",
+                           "playground": "flowers_tl_your_photos_playground.ipynb"}}
 TRANSLATIONS = {"ru": NOTEBOOKS / "i18n" / "ru.json"}
 BADGE_CELL = "colab-badge"
 CHECK_CELL_SUFFIX = "-check"
@@ -54,7 +61,7 @@ TITLE = "#@title"  # a cell the learner need not read: Colab shows it folded, as
 
 EDITION_NOTES = {
     "solution": "**Solution**: every WORK REQUIRED cell is filled in. The version with exercises is "
-                "[flowers_tl_playground.ipynb]({playground}).",
+                "[{playground}]({playground}).",
     "playground": "**Playground**: fill in the `____` blanks of the cells marked WORK REQUIRED, then run the "
                   "check cell under each. `ftl.exercises.<name>.hint(1)`, `.hint(2)` give hints, `.solution()` "
                   "the answer.",
@@ -71,11 +78,12 @@ def install_url() -> str:
     return f"git+https://github.com/{OWNER}/{REPOSITORY}@{INSTALL_REF}"
 
 
-def badge_markdown(relative_path: str, edition: str, language: str, notes: dict) -> str:
-    """The badge cell: an 'Open in Colab' badge for this very file, and which edition it is."""
+def badge_markdown(relative_path: str, edition: str, language: str, notes: dict, playground: str) -> str:
+    """The badge cell: an 'Open in Colab' badge for this very file, and which edition it is
+    (`playground`: the file name of the course's playground edition, which the solution links to)."""
     badge = (f"[![{BADGE_ALT[language]}](https://colab.research.google.com/assets/colab-badge.svg)]"
              f"({colab_url(relative_path)})")
-    return badge + "\n\n" + notes[edition].format(playground="flowers_tl_playground.ipynb")
+    return badge + "\n\n" + notes[edition].format(playground=playground)
 
 
 def normalised(notebook):
@@ -131,17 +139,19 @@ def with_check_cells(notebook, stubs: bool):
     return notebook
 
 
-def translated(notebook, language: str):
+def translated(notebook, language: str, known_ids=None):
     """The notebook with each markdown cell replaced by its translation (same id), and the comments,
-    `#@title` labels and printed strings of its code cells translated (see translated_code)."""
+    `#@title` labels and printed strings of its code cells translated (see translated_code).
+    `known_ids`: the cell ids of every course's notebook (a translation keyed by another id is an error)."""
     texts = json.loads(TRANSLATIONS[language].read_text(encoding="utf-8"))
     notebook = copy.deepcopy(notebook)
     missing = [cell.id for cell in notebook.cells
                if cell.cell_type == "markdown" and cell.id != BADGE_CELL and cell.id not in texts]
-    unused = set(texts) - {cell.id for cell in notebook.cells} - {f"edition:{e}" for e in EDITION_NOTES} - {CODE_KEY}
+    known_ids = known_ids or {cell.id for cell in notebook.cells}
+    unused = set(texts) - set(known_ids) - {f"edition:{e}" for e in EDITION_NOTES} - {CODE_KEY}
     if missing or unused:
         raise SystemExit(f"{TRANSLATIONS[language]}: missing translations for cells {missing}, "
-                         f"unknown keys {sorted(unused)}; keep it in step with {SOURCE.name}.")
+                         f"unknown keys {sorted(unused)}; keep it in step with the source notebooks.")
     for cell in notebook.cells:
         if cell.cell_type == "markdown" and cell.id != BADGE_CELL:
             cell.source = texts[cell.id]
@@ -163,7 +173,7 @@ def unused_code_fragments(sources, fragments: dict) -> list:
     return [english for english in fragments if not any(english in source for source in sources)]
 
 
-def with_badge(notebook, relative_path: str, edition: str, language: str):
+def with_badge(notebook, relative_path: str, edition: str, language: str, playground: str):
     notes = EDITION_NOTES
     if language != "en":
         texts = json.loads(TRANSLATIONS[language].read_text(encoding="utf-8"))
@@ -171,31 +181,40 @@ def with_badge(notebook, relative_path: str, edition: str, language: str):
     notebook = copy.deepcopy(notebook)
     for cell in notebook.cells:
         if cell.id == BADGE_CELL:
-            cell.source = badge_markdown(relative_path, edition, language, notes)
+            cell.source = badge_markdown(relative_path, edition, language, notes, playground)
             return notebook
-    raise SystemExit(f"{SOURCE.name} has no markdown cell with id '{BADGE_CELL}' for the Colab badge.")
+    raise SystemExit(f"{relative_path} has no markdown cell with id '{BADGE_CELL}' for the Colab badge.")
+
+
+def course_editions(source: pathlib.Path) -> dict:
+    """{edition: notebook} of one course: its solution and playground editions, in English."""
+    solution = normalised(nbformat.read(source, as_version=4))
+    return {"solution": with_check_cells(solution, stubs=False), "playground": with_check_cells(solution, stubs=True)}
 
 
 def generate() -> dict:
     """{path relative to the repository: notebook text} for every generated notebook."""
-    solution = normalised(nbformat.read(SOURCE, as_version=4))
-    editions = {"solution": with_check_cells(solution, stubs=False),
-                "playground": with_check_cells(solution, stubs=True)}
-    sources = [cell.source for notebook in editions.values() for cell in notebook.cells if cell.cell_type == "code"]
+    courses = {source: course_editions(source) for source in COURSES}
+    sources = [cell.source for editions in courses.values() for notebook in editions.values()
+               for cell in notebook.cells if cell.cell_type == "code"]
+    known_ids = {cell.id for editions in courses.values() for notebook in editions.values() for cell in notebook.cells}
     for language, path in TRANSLATIONS.items():
         unused = unused_code_fragments(sources, json.loads(path.read_text(encoding="utf-8"))[CODE_KEY])
         if unused:
-            raise SystemExit(f"{path}: code fragments found in no code cell: {unused}; keep it in step with {SOURCE.name}.")
+            raise SystemExit(f"{path}: code fragments found in no code cell: {unused}; keep it in step with the "
+                             "source notebooks.")
     outputs = {}
-    for language in ("en", *TRANSLATIONS):
-        folder = "notebooks" if language == "en" else f"notebooks/{language}"
-        for edition, notebook in editions.items():
-            path = f"{folder}/flowers_tl_{edition}.ipynb"
-            if language != "en":
-                notebook = translated(notebook, language)
-            notebook = with_badge(notebook, path, edition, language)
-            nbformat.validate(notebook)
-            outputs[path] = nbformat.writes(notebook) + "\n"
+    for source, editions in courses.items():
+        names = COURSES[source]
+        for language in ("en", *TRANSLATIONS):
+            folder = "notebooks" if language == "en" else f"notebooks/{language}"
+            for edition, notebook in editions.items():
+                path = f"{folder}/{names[edition]}"
+                if language != "en":
+                    notebook = translated(notebook, language, known_ids)
+                notebook = with_badge(notebook, path, edition, language, names["playground"])
+                nbformat.validate(notebook)
+                outputs[path] = nbformat.writes(notebook) + "\n"
     return outputs
 
 

@@ -49,9 +49,15 @@ def test_solution_notebook_runs_without_log_lines(path, tmp_path, monkeypatch, c
     for name, value in {"FLOWERS_TL_FAST": "1", "MPLBACKEND": "Agg", "KERAS_BACKEND": "tensorflow"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)  # as on Colab: the package's own default
-    notebook = nbformat.read(REPO / path, as_version=4)
+    run_without_log_lines(REPO / path, tmp_path, capfd)
+
+
+def run_without_log_lines(path, folder, capfd):
+    """Run the notebook at `path` in `folder` to the end (a real kernel); assert that no cell shows stderr, a
+    log line or a warning, and no C++ line reached the kernel's own stderr; return the run notebook."""
+    notebook = nbformat.read(path, as_version=4)
     NotebookClient(notebook, timeout=NOTEBOOK_TIMEOUT_S, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+                   resources={"metadata": {"path": str(folder)}}).execute()
     found = []
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
@@ -62,6 +68,7 @@ def test_solution_notebook_runs_without_log_lines(path, tmp_path, monkeypatch, c
     found += [f"[kernel stderr] {line[:300]}" for line in noise(capfd.readouterr().err)
               if not line.startswith("[IPKernelApp]")]
     assert not found, "\n".join(dict.fromkeys(found))
+    return notebook
 
 
 def test_help_prints_no_log_line():

@@ -15,9 +15,8 @@ import sys
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-from test_notebooks import NOTEBOOK_TIMEOUT_S, REPO, assert_passed, check_cells, expect_output, run_nbval
-from test_quiet import noise, output_text
+from test_notebooks import REPO, assert_passed, check_cells, expect_output, run_nbval
+from test_quiet import output_text, run_without_log_lines
 
 from conftest import PHOTO_CLASSES, PHOTOS_PER_CLASS
 from flowers_tl import exercises, messages, photo_checks
@@ -46,19 +45,7 @@ def test_the_notebook_runs_on_a_real_folder_without_log_lines(path, tmp_path, mo
                         "FLOWERS_TL_PHOTOS": str(photos_folder)}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)  # as on Colab: the package's own default
-    notebook = nbformat.read(REPO / path, as_version=4)
-    NotebookClient(notebook, timeout=NOTEBOOK_TIMEOUT_S, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    found = []
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            text = output_text(output)
-            if output.get("name") == "stderr":
-                found.append(f"[{cell.id}] stderr: {text.strip()[:300]}")
-            found += [f"[{cell.id}] {line[:300]}" for line in noise(text)]
-    found += [f"[kernel stderr] {line[:300]}" for line in noise(capfd.readouterr().err)
-              if not line.startswith("[IPKernelApp]")]
-    assert not found, "\n".join(dict.fromkeys(found))
+    notebook = run_without_log_lines(REPO / path, tmp_path, capfd)
 
     outputs = outputs_of(notebook)
     (_, table, page), = outputs["photos-checked"]

@@ -32,7 +32,7 @@ def test_a_lock_file_left_with_a_live_pid_does_not_block(tmp_path, pid):
 
 def test_a_live_claim_is_refused_with_its_remedy(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from flowers_tl import files\n"
+        [sys.executable, "-c", "import sys, time; from flowers_tl.tool import files\n"
          f"with files.OutputClaim({str(tmp_path)!r}):\n print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True)
     try:

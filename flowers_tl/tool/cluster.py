@@ -43,8 +43,8 @@ WORKER_WAIT_VARIABLE = "FLOWERS_TL_WORKER_TIMEOUT"
 def cluster_size() -> int:
     """Number of workers named in TF_CONFIG (0 when unset); ConfigError when it is malformed.
 
-    A malformed TF_CONFIG used to be ignored, so a cluster job quietly trained as one
-    worker; it is refused by name instead.
+    A malformed TF_CONFIG is refused by name: ignored, it would let a cluster job quietly train as
+    one worker.
     """
     config = tf_config()
     return sum(len(addresses) for addresses in config.get("cluster", {}).values()) if config else 0

@@ -10,7 +10,7 @@ comes from a validation photo, so the accuracy is honest.
 
 For each size, in a fresh process: the frozen MobileNetV2 runs once over every photo (the
 feature pass), then the Flatten head trains for a few epochs on the cached activations, in
-memory or on disk as `activation_file.place_for` decides (`--place` forces one, through
+memory or on disk as `memory.place_for` decides (`--place` forces one, through
 FLOWERS_TL_ACTIVATIONS). Reported: photos/s of making the shards, of the feature pass and of
 the head's epochs, the process's peak resident memory (ru_maxrss), the disk the shards and
 the cache take, where the cache was, and the final validation accuracy.

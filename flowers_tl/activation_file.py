@@ -1,10 +1,8 @@
 """Where the fast path keeps its activations: in memory, or in a file on disk when they would not fit.
 
 At 224 px one photo's activations after MobileNetV2 take 125 KB (7x7x1280 float16): 100,000
-photos need 12.5 GB. `place_for(size, images)` is the one rule that chooses: memory when the activations
-take at most a third of the memory this process can still use (`memory.available_memory`: free
-memory, cgroup, `ulimit -v` and `ulimit -d`), else disk. The variable FLOWERS_TL_ACTIVATIONS
-(`auto`, `memory` or `disk`) forces a place, for tests and benchmarks.
+photos need 12.5 GB. `memory.place_for(size, images)` is the one rule that chooses memory or disk;
+`frozen` imports this module only when it chose disk.
 
 On disk the activations are two .npy files, training and validation (numpy's format:
 `np.load(path, mmap_mode="r")` reads them), in a private folder (mode 0700) under the system's
@@ -31,21 +29,12 @@ from .reading import reason_of
 from .memory import available_memory
 from .messages import N_, say
 
-PLACE_ENV_VARIABLE = "FLOWERS_TL_ACTIVATIONS"
-PLACES = ("auto", "memory", "disk")
-# In memory the fast path holds the activations three times at its peak (the batches of the
-# pass, their concatenation, and TensorFlow's copy that training gathers from): measured at
-# 20,000 photos, 2.39 GB of activations raised the peak resident memory by 7.21 GB.
-MEMORY_SHARE = 1 / 3
 FOLDER_PREFIX = "flowers_tl_activations-"
 DTYPE = np.float16
 
-UNKNOWN_PLACE = N_("{variable}='{value}' is not a place for the activations: use one of {places}.")
 NO_ROOM_ON_DISK = N_("the activations of {images} photos take {size:.1f} GB, more than the memory left can hold, "
                      "and '{folder}' has only {free:.1f} GB free: free some disk space, set TMPDIR to a folder on a "
                      "larger disk, or use a smaller image size.")
-NO_ROOM_IN_MEMORY = N_("{variable}=memory, but the activations of {images} photos take {size:.1f} GB and only "
-                       "{free:.1f} GB of memory is left: set {variable}=auto (or disk) to keep them on disk.")
 FOLDER_IS_A_LINK = N_("'{folder}' is a symbolic link: the activations are not written through it. "
                       "Give the folder's real path.")
 CANNOT_WRITE_ACTIVATIONS = N_("cannot write the activations into '{folder}': {reason}.")
@@ -54,27 +43,6 @@ FILE_ENDED = N_("'{path}' ended after {got} of {wanted} bytes")
 ONLY_FIRST_ROWS = N_("an ActivationFile gives only its first rows: activations[:count]")
 ON_DISK = N_("Note: the activations of {images} photos ({size:.2f} GB) are kept on disk in '{folder}', "
              "not in memory ({free:.2f} GB left); the file is removed at exit.")
-
-
-def chosen_place() -> str:
-    """The place FLOWERS_TL_ACTIVATIONS asks for: auto (the default), memory or disk."""
-    value = os.environ.get(PLACE_ENV_VARIABLE, "").strip().lower() or "auto"
-    if value not in PLACES:
-        raise ConfigError(say(UNKNOWN_PLACE, variable=PLACE_ENV_VARIABLE, value=value, places=", ".join(PLACES)))
-    return value
-
-
-def place_for(size: int, images: int) -> str:
-    """"memory" or "disk" for `size` bytes of activations of `images` photos; refuses a forced
-    "memory" that cannot fit (it would end in an out-of-memory kill, with no message)."""
-    place, free = chosen_place(), available_memory()
-    fits = free is None or size <= free * MEMORY_SHARE
-    if place == "memory" and not fits:
-        raise ConfigError(say(NO_ROOM_IN_MEMORY, variable=PLACE_ENV_VARIABLE, images=images,
-                              size=size / 1e9, free=free / 1e9))
-    if place == "auto":
-        place = "memory" if fits else "disk"
-    return place
 
 
 class ActivationFolder:

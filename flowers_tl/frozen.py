@@ -16,17 +16,20 @@ import dataclasses
 import hashlib
 import math
 import time
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import keras
 import numpy as np
 
-from . import activation_file
 from . import data as flowers_data
 from .accelerator import accelerator_scope
 from .errors import DataError
 from .fitting import TrainingRun
+from .memory import place_for
 from .messages import N_, say
+
+if TYPE_CHECKING:  # the disk's machinery: imported when the activations go to disk, not before
+    from .activation_file import ActivationFile, ActivationFolder
 
 # Layers that are deterministic while training and own no weights: a frozen part may hold them.
 _STATELESS_LAYERS = (keras.layers.InputLayer, keras.layers.Rescaling, keras.layers.Resizing,
@@ -54,7 +57,7 @@ class ActivationCache:
         self.folder = folder
         self._key = None
         self._arrays = None
-        self._disk: Optional[activation_file.ActivationFolder] = None
+        self._disk: Optional["ActivationFolder"] = None
 
     def get(self, lower: keras.Model, split: flowers_data.DataSplit, image_size, verbose: int = 0):
         """(training activations, labels, validation activations, labels) of `lower`.
@@ -99,17 +102,19 @@ class ActivationCache:
             self._disk.remove()
             self._disk = None
 
-    def _folder_if_too_big(self, lower: keras.Model, images: int) -> Optional[activation_file.ActivationFolder]:
+    def _folder_if_too_big(self, lower: keras.Model, images: int) -> Optional["ActivationFolder"]:
         """A private folder for the activations of `images` photos when memory cannot hold them
-        (`activation_file.place_for` decides), else None; the one line that says so."""
+        (`memory.place_for` decides), else None; the one line that says so."""
         size = images * int(np.prod(lower.output_shape[1:])) * np.dtype(np.float16).itemsize
-        if activation_file.place_for(size, images) == "memory":
+        if place_for(size, images) == "memory":
             return None
+        from . import activation_file  # the disk's machinery, loaded only when it is needed
+
         folder = activation_file.ActivationFolder(size, images, self.folder)
         activation_file.tell_on_disk(folder, size, images)
         return folder
 
-    def _new_file(self, name: str, lower: keras.Model, capacity: int) -> Optional[activation_file.ActivationFile]:
+    def _new_file(self, name: str, lower: keras.Model, capacity: int) -> Optional["ActivationFile"]:
         """A file for `capacity` photos' activations when they go to disk, else None (memory)."""
         if self._disk is None:
             return None
@@ -230,7 +235,7 @@ class FrozenPart:
 
 def extract_features(extractor: keras.Model, dataset, batch_size: int,
                      progress: Optional[keras.utils.Progbar] = None,
-                     into: Optional[activation_file.ActivationFile] = None) -> Tuple[np.ndarray, np.ndarray]:
+                     into: Optional["ActivationFile"] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Run `extractor` once over an unbatched (image, label) dataset; float16 outputs, int labels.
 
     `progress`, when given, advances by one for each batch. `into`, when given, receives the
@@ -293,7 +298,7 @@ def activation_batches(activations, labels: np.ndarray, batch_size: int, shuffle
     """
     import tensorflow as tf
 
-    if isinstance(activations, activation_file.ActivationFile):
+    if not isinstance(activations, np.ndarray):  # an ActivationFile on disk
         batches = activations.batches(labels, batch_size, shuffle)
     else:
         table, classes = tf.constant(activations), tf.constant(labels)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import flowers_tl as ftl
-from flowers_tl import activation_file
+from flowers_tl import activation_file, memory
 from flowers_tl.errors import ConfigError
 from flowers_tl.frozen import ACTIVATIONS
 
@@ -31,7 +31,7 @@ def four_shards(pattern: str):
 
 def mean_accuracy(split, place: str, monkeypatch) -> float:
     """The mean final validation accuracy of SEEDS trainings with the activations in `place`."""
-    monkeypatch.setenv(activation_file.PLACE_ENV_VARIABLE, place)
+    monkeypatch.setenv(memory.PLACE_ENV_VARIABLE, place)
     ACTIVATIONS.clear()
     accuracies = []
     for seed in SEEDS:
@@ -79,7 +79,7 @@ LOW_LIMIT_RUN = textwrap.dedent("""
 def test_a_real_memory_limit_sends_the_activations_to_disk(real_data_pattern, tmp_path):
     pattern = real_data_pattern.replace("*.tfrec", "flowers0[0-3]-*.tfrec")
     environment = dict(os.environ, TMPDIR=str(tmp_path))
-    environment.pop(activation_file.PLACE_ENV_VARIABLE, None)  # auto: the limit decides
+    environment.pop(memory.PLACE_ENV_VARIABLE, None)  # auto: the limit decides
     done = subprocess.run([sys.executable, "-c", LOW_LIMIT_RUN, pattern], capture_output=True, text=True,
                           env=environment, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -92,7 +92,7 @@ def test_a_real_memory_limit_sends_the_activations_to_disk(real_data_pattern, tm
 
 
 def test_the_file_is_private_and_clear_removes_it(real_data_pattern, monkeypatch, tmp_path):
-    monkeypatch.setenv(activation_file.PLACE_ENV_VARIABLE, "disk")
+    monkeypatch.setenv(memory.PLACE_ENV_VARIABLE, "disk")
     split = ftl.split_shards(real_data_pattern.replace("*.tfrec", "flowers0[0-1]-*.tfrec"), 1)
     cache = type(ACTIVATIONS)(folder=str(tmp_path))
     model = ftl.compile_model(ftl.build_model(96), learning_rate=1e-3)
@@ -137,11 +137,11 @@ def test_no_write_follows_a_symbolic_link(tmp_path):
 
 
 def test_the_place_setting_is_checked(monkeypatch):
-    monkeypatch.setenv(activation_file.PLACE_ENV_VARIABLE, "ssd")
-    with pytest.raises(ConfigError, match=f"{activation_file.PLACE_ENV_VARIABLE}='ssd'.*auto, memory, disk"):
-        activation_file.place_for(10, 1)
-    monkeypatch.setenv(activation_file.PLACE_ENV_VARIABLE, "memory")
+    monkeypatch.setenv(memory.PLACE_ENV_VARIABLE, "ssd")
+    with pytest.raises(ConfigError, match=f"{memory.PLACE_ENV_VARIABLE}='ssd'.*auto, memory, disk"):
+        memory.place_for(10, 1)
+    monkeypatch.setenv(memory.PLACE_ENV_VARIABLE, "memory")
     with pytest.raises(ConfigError, match="set FLOWERS_TL_ACTIVATIONS=auto"):
-        activation_file.place_for(2**62, 10**9)
-    monkeypatch.delenv(activation_file.PLACE_ENV_VARIABLE)
-    assert activation_file.place_for(10, 1) == "memory" and activation_file.place_for(2**62, 10**9) == "disk"
+        memory.place_for(2**62, 10**9)
+    monkeypatch.delenv(memory.PLACE_ENV_VARIABLE)
+    assert memory.place_for(10, 1) == "memory" and memory.place_for(2**62, 10**9) == "disk"

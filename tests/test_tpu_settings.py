@@ -60,7 +60,7 @@ def test_jax_on_several_cpu_devices_needs_even_batches():
 
 
 def test_bad_batch_size_is_a_config_error():
-    with pytest.raises(ftl.ConfigError, match="batch size"):
+    with pytest.raises(ftl.ConfigError, match="batch_size must be at least 1, got 0"):
         training_settings(TPU_TF, batch_size=0)
 
 

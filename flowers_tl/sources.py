@@ -19,7 +19,7 @@ BUCKET_UNUSABLE = N_("Note: the course bucket {bucket} cannot be used ({reason})
                      "tensorflow-datasets' tf_flowers instead, converted once to the same format.")
 
 WEIGHTS_TOO = N_("Training also needs MobileNetV2's weights: set FLOWERS_TL_WEIGHTS to a local no-top .h5 file, "
-                 "or copy it into ~/.keras/models/.")
+                 "or copy it into ~/.keras/models/ (`flowers-tl download` fetches the shards and the weights once).")
 
 
 def find_shards(pattern: Optional[str] = None) -> List[str]:

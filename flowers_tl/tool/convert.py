@@ -55,8 +55,9 @@ DEFAULT_SEED = 42
 PARTIAL_SUFFIX = ".tfrec.tmp"
 JPEG_QUALITY = 90
 CACHE_ENV_VARIABLE = "FLOWERS_TL_CACHE"
-LOCAL_COPY_REMEDY = N_("set FLOWERS_TL_DATA to a pattern of local shards (e.g. '/data/flowers/*.tfrec'), or make "
-                       "shards from a photo folder with `flowers-tl convert --folder`.")
+LOCAL_COPY_REMEDY = N_("set FLOWERS_TL_DATA to a pattern of local shards (e.g. '/data/flowers/*.tfrec'; "
+                       "`flowers-tl download`, run once on a machine that is online, makes a copy), or make shards "
+                       "from a photo folder with `flowers-tl convert --folder`.")
 TF_FLOWERS_OFFLINE = N_("could not load tensorflow-datasets' tf_flowers: you are offline (no answer from "
                         "storage.googleapis.com) and it was never downloaded. Online, it is downloaded once "
                         "(about 220 MB); offline, {remedy}")

@@ -8,6 +8,7 @@ import io
 import os
 import tempfile
 
+import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
@@ -106,6 +107,7 @@ def test_random_pictures_and_classes_in_records(items):
 
 
 @FUZZ
+@pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin")  # the corrupt pictures it is fed, said by PIL
 @given(st.lists(picture_files(), min_size=1, max_size=4), st.lists(picture_files(), min_size=1, max_size=4))
 def test_converter_on_random_pictures(first_class, second_class):
     with tempfile.TemporaryDirectory() as folder:

@@ -101,19 +101,21 @@ def _number_in(path: str) -> Optional[int]:
 
 def _address_space_left() -> Optional[int]:
     """What `ulimit -v` (RLIMIT_AS) leaves of this process's address space (None when unlimited)."""
-    limit, _ = resource.getrlimit(resource.RLIMIT_AS)
-    if limit == resource.RLIM_INFINITY:
-        return None
-    return max(0, limit - (_proc_value("/proc/self/status", "VmSize") or 0))
+    return _limit_left(resource.RLIMIT_AS, "VmSize")
 
 
 def _data_left() -> Optional[int]:
     """What `ulimit -d` (RLIMIT_DATA) leaves of this process's data: heap and private writable mappings
     (VmData), which is where numpy arrays and TensorFlow tensors live (None when unlimited)."""
-    limit, _ = resource.getrlimit(resource.RLIMIT_DATA)
+    return _limit_left(resource.RLIMIT_DATA, "VmData")
+
+
+def _limit_left(limit_kind: int, used_key: str) -> Optional[int]:
+    """A resource limit less what /proc/self/status says this process uses of it (None when unlimited)."""
+    limit, _ = resource.getrlimit(limit_kind)
     if limit == resource.RLIM_INFINITY:
         return None
-    return max(0, limit - (_proc_value("/proc/self/status", "VmData") or 0))
+    return max(0, limit - (_proc_value("/proc/self/status", used_key) or 0))
 
 
 def chosen_place() -> str:

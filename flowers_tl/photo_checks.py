@@ -134,7 +134,8 @@ def check_photos(folder: str, image_size=DEFAULT_IMAGE_SIZE) -> PhotoCheck:
         by_contents[hashlib.sha256(raw).hexdigest()].append((classes[index], path))
         if min(width, height) * SMALL_PICTURE_FRACTION < side:
             tiny.append(say(TINY, path=path, width=width, height=height, size=side))
-    photos = {name: paths for name, paths in photos.items() if paths or name in _folder_names(folder)}
+    folders = _folder_names(folder)
+    photos = {name: paths for name, paths in photos.items() if paths or name in folders}
     problems = (_count_problems(photos) + [say(CANNOT_USE, path=path, reason=reason) for path, reason in unusable]
                 + _twin_problems(by_contents.values()) + tiny)
     return PhotoCheck(folder=folder, photos=photos, problems=problems)

@@ -9,6 +9,7 @@ Offline, it stops at once and names what it could not reach.
 """
 
 import os
+import shutil
 import sys
 import urllib.request
 from typing import List, Optional
@@ -68,10 +69,8 @@ def _copy_shard(shard: str, output: str) -> bool:
         size = tf.io.gfile.stat(shard).length
         if os.path.isfile(target) and not os.path.islink(target) and os.path.getsize(target) == size:
             return False
-        with tf.io.gfile.GFile(shard, "rb") as source, written_atomically(target) as partial:
-            with open(partial, "wb") as handle:
-                while chunk := source.read(CHUNK_BYTES):
-                    handle.write(chunk)
+        with tf.io.gfile.GFile(shard, "rb") as source:
+            _copy(source, target)
     except tf.errors.OpError as error:
         raise DataError(say(SHARD_NOT_FETCHED, source=shard, reason=error.message.splitlines()[0][:200])) from None
     return True
@@ -84,11 +83,15 @@ def _copy_weights(weights: Optional[str], output: str) -> str:
         return target
     try:
         source = open(weights, "rb") if weights else urllib.request.urlopen(WEIGHTS_URL, timeout=DOWNLOAD_TIMEOUT_S)
-        with source, written_atomically(target) as partial:
-            with open(partial, "wb") as handle:
-                while chunk := source.read(CHUNK_BYTES):
-                    handle.write(chunk)
+        with source:
+            _copy(source, target)
     except OSError as error:
         reason = getattr(error, "reason", None) or error.strerror or error
         raise DataError(say(WEIGHTS_NOT_FETCHED, source=weights or WEIGHTS_URL, reason=reason)) from None
     return target
+
+
+def _copy(source, target: str) -> None:
+    """Copy the open file `source` into `target`, whole or not at all (`files.written_atomically`)."""
+    with written_atomically(target) as partial, open(partial, "wb") as handle:
+        shutil.copyfileobj(source, handle, CHUNK_BYTES)
